@@ -1,0 +1,45 @@
+"""The exception hierarchy. Every user-facing error derives from :class:`TorchexecError`."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DuplicateExecutorError",
+    "ExecutorLoadError",
+    "ExecutorNotFoundError",
+    "InputMismatchError",
+    "InvalidOptionsError",
+    "ProgramError",
+    "TorchexecError",
+]
+
+
+class TorchexecError(Exception):
+    """Base class of every error torchexec raises on purpose."""
+
+
+class ExecutorNotFoundError(TorchexecError, ValueError):
+    """No executor of that name is installed (also a ``ValueError``, as in the original API)."""
+
+
+class ExecutorLoadError(TorchexecError, RuntimeError):
+    """An executor is installed but broken: its plugin failed to import, register or load.
+
+    The message names the distribution that provides it and the original error, which is also
+    chained as ``__cause__`` where there is one.
+    """
+
+
+class DuplicateExecutorError(ExecutorLoadError):
+    """Two distributions register the same executor name; torchexec will not pick one silently."""
+
+
+class InvalidOptionsError(TorchexecError, ValueError):
+    """``executor_parameters`` holds an unknown option or a value of the wrong type."""
+
+
+class InputMismatchError(TorchexecError, ValueError):
+    """A call's inputs do not match the spec the program was prepared for."""
+
+
+class ProgramError(TorchexecError, ValueError):
+    """A program is malformed or unsupported (bad file, unknown operator, wrong argument types)."""

@@ -1,0 +1,133 @@
+"""``make_traced``: trace a Python function once per input signature and run it on any executor."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, Literal
+
+import torch
+import torch.utils._pytree as pytree
+
+from torchexec._api import PreparedProgram, cache, prepare_program
+from torchexec._cache import freeze
+from torchexec._errors import ProgramError
+from torchexec._program import Program, export_callable
+from torchexec._registry import REGISTRY
+
+__all__ = ["Traced", "make_traced"]
+
+Decompose = Literal["prims", "core_aten"] | None
+_DECOMPOSE = (None, "prims", "core_aten")
+
+
+class Traced:
+    """A function traced per input signature; call it with ``executor=`` and the function's inputs.
+
+    Tensors anywhere in the arguments (nested in lists, tuples and dicts too) become program
+    inputs; every other value (int, float, bool, None, str) is specialised: it is baked into the
+    traced program and part of the cache key, so a new value traces again.
+    """
+
+    def __init__(self, fn: Callable[..., Any], decompose: Decompose = None) -> None:
+        if decompose not in _DECOMPOSE:
+            raise ValueError(
+                f"decompose must be one of {', '.join(map(repr, _DECOMPOSE))}, got {decompose!r}"
+            )
+        self.fn = fn
+        self.decompose = decompose
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"Traced({getattr(self.fn, '__qualname__', self.fn)!r}, decompose={self.decompose!r})"
+
+    def __call__(
+        self,
+        *args: Any,
+        executor: str = "aten",
+        executor_parameters: Mapping[str, object] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        leaves, spec = pytree.tree_flatten((args, kwargs))
+        tensor_pos = tuple(i for i, x in enumerate(leaves) if isinstance(x, torch.Tensor))
+        signature = tuple(
+            (x.shape, x.dtype, x.device) if isinstance(x, torch.Tensor) else (type(x), freeze(x))
+            for x in leaves
+        )
+        opts_key = None if executor_parameters is None else freeze(executor_parameters)
+        key: Hashable = ("traced", id(self), spec, signature, executor, opts_key, REGISTRY.generation)
+        tensors = [leaves[i] for i in tensor_pos]
+        lru = cache()
+        prepared = lru.get(key)
+        if prepared is None:
+            prepared = self._prepare(leaves, spec, tensor_pos, executor, executor_parameters)
+            prepared.source = self
+            prepared = lru.put(key, prepared)
+        return prepared.run_flat(tensors)
+
+    def trace(self, *args: Any, **kwargs: Any) -> Program:
+        """The :class:`~torchexec.Program` this function becomes for these inputs."""
+        leaves, spec = pytree.tree_flatten((args, kwargs))
+        tensor_pos = tuple(i for i, x in enumerate(leaves) if isinstance(x, torch.Tensor))
+        return self._trace(leaves, spec, tensor_pos)
+
+    def _trace(
+        self, leaves: list[Any], spec: pytree.TreeSpec, tensor_pos: tuple[int, ...]
+    ) -> Program:
+        fn = self.fn
+
+        def flat_fn(*tensors: torch.Tensor) -> Any:
+            full = list(leaves)
+            for i, t in zip(tensor_pos, tensors, strict=True):
+                full[i] = t
+            a, k = pytree.tree_unflatten(full, spec)
+            return fn(*a, **k)
+
+        name = getattr(fn, "__name__", "traced")
+        tensors = tuple(leaves[i] for i in tensor_pos)
+        if self.decompose == "prims":
+            from torch._prims.context import TorchRefsMode
+            from torch.fx.experimental.proxy_tensor import make_fx
+
+            try:
+                with TorchRefsMode():
+                    gm = make_fx(flat_fn)(*tensors)
+            except Exception as exc:
+                raise ProgramError(f"cannot trace {name!r} to prims: {exc}") from exc
+            return export_callable(gm, tensors, name=name)
+        program = export_callable(flat_fn, tensors, name=name)
+        if self.decompose == "core_aten":
+            from torch.export import default_decompositions
+
+            ep = program.exported_program().run_decompositions(default_decompositions())
+            program = Program.from_exported(ep, name=name)
+        return program
+
+    def _prepare(
+        self,
+        leaves: list[Any],
+        spec: pytree.TreeSpec,
+        tensor_pos: tuple[int, ...],
+        executor: str,
+        executor_parameters: Mapping[str, object] | None,
+    ) -> PreparedProgram:
+        program = self._trace(leaves, spec, tensor_pos)
+        tensors = tuple(leaves[i] for i in tensor_pos)
+        return prepare_program(program, tensors, {}, executor, executor_parameters)
+
+
+def make_traced(fn: Callable[..., Any], *, decompose: Decompose = None) -> Traced:
+    """Wrap ``fn`` so that each call traces it (once per input signature) and runs it on an executor.
+
+    Args:
+        fn: a function of tensors (possibly nested in lists, tuples and dicts) and plain values.
+        decompose: ``None`` keeps ATen operators as ``torch.export`` produces them; ``"prims"``
+            traces to primitives under ``TorchRefsMode``; ``"core_aten"`` applies the core ATen
+            decomposition table.
+
+    Example::
+
+        traced = torchexec.make_traced(lambda x, *, scale: x.relu() * scale)
+        traced(torch.randn(3), scale=2.0, executor="proxy")
+    """
+    return Traced(fn, decompose)

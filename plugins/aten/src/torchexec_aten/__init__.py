@@ -1,0 +1,28 @@
+"""Plugin module of the ``aten`` executor: registers it without importing the implementation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torchexec import Capabilities, Executor, ExecutorSpec, hookimpl
+
+__all__ = ["torchexec_register_executors"]
+
+
+def _load() -> Executor:
+    from torchexec_aten._executor import AtenExecutor
+
+    return AtenExecutor()
+
+
+@hookimpl
+def torchexec_register_executors(register: Callable[[ExecutorSpec], None]) -> None:
+    """Register the ``aten`` reference executor."""
+    register(
+        ExecutorSpec(
+            name="aten",
+            description="Reference: runs the ATen graph forward in eager PyTorch",
+            load=_load,
+            capabilities=Capabilities(devices=("cpu", "cuda"), torchbind=True, bitwise=True),
+        )
+    )
