@@ -1,0 +1,136 @@
+"""The load-time plan: a validated program as numbered slots and prepared operator calls.
+
+This is the one place where a serialized program becomes something runnable. The ``proxy``
+executor runs a :class:`Plan` in Python; the ``torchbind`` executor hands the same plan to its C++
+engine. A plan is only ever built by the loader, which validates the whole program first, so every
+slot is written before it is read and every operator's arguments match its schema.
+
+Value model: every value of the program (tensor, list of tensors, SymInt, TorchBind object) lives in
+a numbered *slot*. A node's arguments are, per schema argument, either a :class:`Static` value
+prefilled at load or a reference to slots read at run time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "Arg",
+    "MixedList",
+    "Plan",
+    "PlanNode",
+    "Slot",
+    "SlotList",
+    "StateEntry",
+    "Static",
+    "Mutation",
+]
+
+
+@dataclass(frozen=True)
+class Static:
+    """A value known at load: int, float, bool, str, None, complex, torch.dtype, torch.layout,
+    torch.memory_format, torch.device, or a list of ints/floats/bools."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A value read from a slot at run time (a tensor, SymInt, TorchBind object, ...)."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class SlotList:
+    """A ``Tensor[]`` or ``Tensor?[]`` argument: one slot per element, ``None`` for a missing
+    optional element."""
+
+    items: tuple[int | None, ...]
+
+
+@dataclass(frozen=True)
+class MixedList:
+    """A ``SymInt[]`` argument with some elements known at load (int) and some read from slots."""
+
+    items: tuple[int | Slot, ...]
+
+
+Arg = Static | Slot | SlotList | MixedList
+
+
+@dataclass(frozen=True)
+class PlanNode:
+    """One call.
+
+    Attributes:
+        name: the node's name in the program (used in every error message).
+        target: the serialized target, e.g. ``"torch.ops.aten.add.Tensor"``.
+        kind: ``"op"`` (an ``OpOverload`` called with ``args``/``kwargs``), ``"torchbind"``
+            (``call_torchbind``: ``args[0]`` is the object, ``args[1]`` the method name as a
+            :class:`Static`, the rest the method's arguments), or ``"python"`` (a function of the
+            ``operator`` module on SymInts).
+        op: the resolved callable (``torch._ops.OpOverload`` for ``"op"``).
+        args: positional arguments in schema order, defaults filled in.
+        kwargs: keyword-only arguments by schema name, defaults filled in.
+        outputs: the slot of each returned value, ``None`` where the program does not use it.
+            For an operator returning ``Tensor[]`` there is one entry per list element.
+        returns_list: the operator returns a single ``Tensor[]`` (``outputs`` are its elements).
+        free_after: slots whose last read is this node; cleared after it runs.
+    """
+
+    name: str
+    target: str
+    kind: Literal["op", "torchbind", "python"]
+    op: Any
+    args: tuple[Arg, ...]
+    kwargs: Mapping[str, Arg]
+    outputs: tuple[int | None, ...]
+    returns_list: bool = False
+    free_after: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class StateEntry:
+    """A value the program holds (parameter, buffer, constant tensor, TorchBind object)."""
+
+    slot: int
+    kind: Literal["parameter", "buffer", "constant", "custom_obj"]
+    name: str
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """A program output that updates a buffer or a user input in place (functional programs)."""
+
+    slot: int
+    kind: Literal["buffer", "user_input"]
+    target: str | int  # the buffer's name, or the user input's flat index
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated, runnable program.
+
+    Attributes:
+        num_slots: the number of slots.
+        inputs: for each flat user input, its slot, or ``None`` for a constant input the graph
+            does not read.
+        state: slots prefilled from ``state_values`` before each run (not freed).
+        state_values: parameter, buffer, constant and custom-object values by name.
+        nodes: the calls, in order.
+        outputs: the user outputs, each a slot or a :class:`Static` (a constant output).
+        mutations: outputs written back into buffers or user inputs after a run.
+    """
+
+    num_slots: int
+    inputs: tuple[int | None, ...]
+    state: tuple[StateEntry, ...]
+    state_values: Mapping[str, Any]
+    nodes: tuple[PlanNode, ...]
+    outputs: tuple[Slot | Static, ...]
+    mutations: tuple[Mutation, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
