@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,19 +29,23 @@ __all__ = [
 
 _CACHE: LRUCache[PreparedProgram] = LRUCache(maxsize=128)
 
+PREPARE_LOCK = threading.RLock()
+"""Held while tracing and preparing: ``torch.export`` and tracing use process-global state and
+are not thread-safe. Cache hits never take it."""
+
 
 @dataclass(frozen=True)
 class TensorSpec:
     """What a prepared program expects of one tensor input."""
 
-    shape: tuple[int, ...]
+    shape: torch.Size
     dtype: torch.dtype
     device: torch.device
 
     @classmethod
     def of(cls, t: torch.Tensor) -> TensorSpec:
         """The spec of an example tensor."""
-        return cls(tuple(t.shape), t.dtype, t.device)
+        return cls(t.shape, t.dtype, t.device)
 
     def __str__(self) -> str:
         return f"{self.dtype} tensor of shape {list(self.shape)} on {self.device}"
@@ -87,11 +92,26 @@ class PreparedProgram:
         self.out_spec = program.out_spec
         self.leaf_specs = tuple(leaf_specs)
         self.source: object = None  # what the cache keyed by identity; kept alive with the entry
+        n = in_spec.num_leaves
+        # Inputs that are n positional tensors need no pytree flattening on the hot path.
+        self._positional = in_spec == pytree.tree_structure((tuple(range(n)), {})) and all(
+            isinstance(s, TensorSpec) for s in self.leaf_specs
+        )
 
     def __repr__(self) -> str:
         return f"PreparedProgram({self.program.name!r}, executor={self.executor!r})"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._positional and not kwargs and len(args) == len(self.leaf_specs):
+            for x, want in zip(args, self.leaf_specs, strict=True):
+                if not (
+                    isinstance(x, torch.Tensor)
+                    and x.shape == want.shape  # type: ignore[union-attr]
+                    and x.dtype == want.dtype  # type: ignore[union-attr]
+                    and x.device == want.device  # type: ignore[union-attr]
+                ):
+                    self.check(args, self.in_spec)  # raises, naming the input
+            return self.run_flat(args)
         leaves, spec = pytree.tree_flatten((args, kwargs))
         self.check(leaves, spec)
         return self.run_flat(leaves)
@@ -136,7 +156,7 @@ def _tensor_mismatch(x: object, want: TensorSpec) -> str | None:
         return f"expected a {want}, got {_describe_value(x)}"
     if x.dtype != want.dtype:
         return f"expected dtype {want.dtype}, got {x.dtype}"
-    if tuple(x.shape) != want.shape:
+    if x.shape != want.shape:
         return f"expected shape {list(want.shape)}, got {list(x.shape)}"
     if x.device != want.device:
         return f"expected device {want.device}, got {x.device}"
@@ -193,8 +213,9 @@ def prepare(
     Returns:
         A :class:`PreparedProgram` that checks each call's inputs against the examples.
     """
-    prog = normalize(program, example_args, example_kwargs)
-    return prepare_program(prog, example_args, example_kwargs, executor, executor_parameters)
+    with PREPARE_LOCK:
+        prog = normalize(program, example_args, example_kwargs)
+        return prepare_program(prog, example_args, example_kwargs, executor, executor_parameters)
 
 
 def _program_key(program: object) -> Hashable:
@@ -244,11 +265,14 @@ def execute(
     key = (_program_key(program), call_key, executor, opts_key, REGISTRY.generation)
     prepared = _CACHE.get(key)
     if prepared is None:
-        prog = normalize(program, args)
-        prepared = prepare_program(prog, args, {}, executor, executor_parameters)
-        # The entry keeps ``program`` alive, so its id cannot be reused while the entry exists.
-        prepared.source = program
-        prepared = _CACHE.put(key, prepared)
+        with PREPARE_LOCK:
+            prepared = _CACHE.peek(key)  # another thread may have prepared it meanwhile
+            if prepared is None:
+                prog = normalize(program, args)
+                prepared = prepare_program(prog, args, {}, executor, executor_parameters)
+                # The entry keeps ``program`` alive, so its id is not reused while it exists.
+                prepared.source = program
+                prepared = _CACHE.put(key, prepared)
     return prepared.run_flat(leaves)
 
 

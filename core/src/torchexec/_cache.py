@@ -44,6 +44,11 @@ class LRUCache(Generic[V]):
             self._hits += 1
             return value
 
+    def peek(self, key: Hashable) -> V | None:
+        """The value for ``key`` without touching the statistics or the recency order."""
+        with self._lock:
+            return self._data.get(key)
+
     def put(self, key: Hashable, value: V) -> V:
         """Store ``value``; if another thread stored one first, keep and return that one."""
         with self._lock:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import torch
 import torch.utils._pytree as pytree
 
-from torchexec._api import PreparedProgram, cache, prepare_program
+from torchexec._api import PREPARE_LOCK, PreparedProgram, cache, prepare_program
 from torchexec._cache import freeze
 from torchexec._errors import ProgramError
 from torchexec._program import Program, export_callable
@@ -60,16 +60,20 @@ class Traced:
         lru = cache()
         prepared = lru.get(key)
         if prepared is None:
-            prepared = self._prepare(leaves, spec, tensor_pos, executor, executor_parameters)
-            prepared.source = self
-            prepared = lru.put(key, prepared)
+            with PREPARE_LOCK:
+                prepared = lru.peek(key)
+                if prepared is None:
+                    prepared = self._prepare(leaves, spec, tensor_pos, executor, executor_parameters)
+                    prepared.source = self
+                    prepared = lru.put(key, prepared)
         return prepared.run_flat(tensors)
 
     def trace(self, *args: Any, **kwargs: Any) -> Program:
         """The :class:`~torchexec.Program` this function becomes for these inputs."""
         leaves, spec = pytree.tree_flatten((args, kwargs))
         tensor_pos = tuple(i for i, x in enumerate(leaves) if isinstance(x, torch.Tensor))
-        return self._trace(leaves, spec, tensor_pos)
+        with PREPARE_LOCK:
+            return self._trace(leaves, spec, tensor_pos)
 
     def _trace(
         self, leaves: list[Any], spec: pytree.TreeSpec, tensor_pos: tuple[int, ...]

@@ -1,0 +1,37 @@
+"""Build the two shared libraries of torchexec-torchbind against the installed torch.
+
+- ``torchexec_torchbind._engine``: the ``torch.classes.torchexec.Engine`` TorchBind class.
+- ``torchexec_torchbind._testing_lib``: TorchBind test classes (namespace ``torchexec_testing``),
+  loaded only by ``torchexec_torchbind.testing.load()``.
+
+Neither is a Python module: both only register operators and classes with ``TORCH_LIBRARY``
+and are loaded with ``torch.ops.load_library``.
+"""
+
+from pathlib import Path
+
+from setuptools import setup
+from torch.utils.cpp_extension import BuildExtension, CppExtension
+
+HERE = Path(__file__).parent
+CSRC = Path("csrc")
+FLAGS = {"cxx": ["-O3", "-Wall", "-Wno-unused-function"]}
+
+engine_sources = sorted(str(p) for p in (CSRC / "engine").glob("*.cpp"))
+
+setup(
+    ext_modules=[
+        CppExtension(
+            "torchexec_torchbind._engine",
+            engine_sources,
+            include_dirs=[str((HERE / CSRC / "engine").resolve())],
+            extra_compile_args=FLAGS,
+        ),
+        CppExtension(
+            "torchexec_torchbind._testing_lib",
+            [str(CSRC / "testing.cpp")],
+            extra_compile_args=FLAGS,
+        ),
+    ],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=False)},
+)
