@@ -38,8 +38,17 @@ def fixture_sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         target = root / name
         subprocess.run(
             [
-                sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                "--disable-pip-version-check", "--target", str(target), str(FIXTURES / name),
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--no-build-isolation",
+                "--disable-pip-version-check",
+                "--target",
+                str(target),
+                str(FIXTURES / name),
             ],
             check=True,
             capture_output=True,

@@ -61,6 +61,8 @@ class _Counter(torch.nn.Module):
         super().__init__()
         self.register_buffer("count", torch.zeros(4))
 
+    count: torch.Tensor
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.count.add_(1)
         return x + self.count
@@ -117,7 +119,7 @@ def test_bad_program_inputs() -> None:
 def test_bad_pt2_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.pt2"
     bad.write_bytes(b"this is not a zip")
-    with pytest.raises(ProgramError, match="not a readable .pt2 archive"):
+    with pytest.raises(ProgramError, match=r"not a readable \.pt2 archive"):
         torchexec.execute(bad, torch.randn(1))
 
 
@@ -127,9 +129,13 @@ def test_prepare_checks_inputs() -> None:
     assert torch.equal(run(a, b), a + b)
     with pytest.raises(InputMismatchError, match="prepared for 2 inputs, got 1"):
         run(a)
-    with pytest.raises(InputMismatchError, match=r"args\[1\].*expected shape \[3, 4\], got \[2, 4\]"):
+    with pytest.raises(
+        InputMismatchError, match=r"args\[1\].*expected shape \[3, 4\], got \[2, 4\]"
+    ):
         run(a, torch.randn(2, 4))
-    with pytest.raises(InputMismatchError, match=r"args\[0\].*expected dtype torch.float32, got torch.float64"):
+    with pytest.raises(
+        InputMismatchError, match=r"args\[0\].*expected dtype torch.float32, got torch.float64"
+    ):
         run(a.double(), b)
     with pytest.raises(InputMismatchError, match=r"expected device cpu, got meta"):
         run(a, b.to("meta"))
@@ -152,7 +158,9 @@ def test_prepare_with_kwargs_and_specialised_scalars() -> None:
 def test_options_are_validated() -> None:
     a, b = _args()
     gm = make_fx(lambda a, b: a + b)(a, b)
-    with pytest.raises(InvalidOptionsError, match="'aten' has no option 'fast'.*Accepted options: \\(none\\)"):
+    with pytest.raises(
+        InvalidOptionsError, match=r"'aten' has no option 'fast'.*Accepted options: \(none\)"
+    ):
         torchexec.execute(gm, a, b, executor_parameters={"fast": True})
     with pytest.raises(InvalidOptionsError, match="must be a mapping"):
         torchexec.execute(gm, a, b, executor_parameters=[1])  # type: ignore[arg-type]

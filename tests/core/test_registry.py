@@ -49,8 +49,7 @@ class _Doubler:
 
 def test_import_loads_no_plugin() -> None:
     code = (
-        "import sys, torchexec; "
-        "print(sorted(m for m in sys.modules if m.startswith('torchexec_')))"
+        "import sys, torchexec; print(sorted(m for m in sys.modules if m.startswith('torchexec_')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -217,7 +216,7 @@ def test_invalid_specs_and_api_version_mark_plugin_broken() -> None:
 
 def test_load_returning_non_executor_is_load_error() -> None:
     with torchexec.register_executor(
-        ExecutorSpec(name="bad_load", description="", load=lambda: object())  # type: ignore[arg-type,return-value]
+        ExecutorSpec(name="bad_load", description="", load=object)  # type: ignore[arg-type]
     ):
         with pytest.raises(ExecutorLoadError, match="not an Executor"):
             torchexec.get_executor("bad_load")

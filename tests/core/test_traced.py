@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -12,7 +14,7 @@ def test_kwargs_scalars_and_pytrees() -> None:
     calls = 0
 
     def f(
-        xs: list[torch.Tensor], cfg: dict[str, torch.Tensor], *, scale: float, bias: None | int
+        xs: list[torch.Tensor], cfg: dict[str, torch.Tensor], *, scale: float, bias: int | None
     ) -> dict[str, object]:
         nonlocal calls
         calls += 1
@@ -22,7 +24,7 @@ def test_kwargs_scalars_and_pytrees() -> None:
     traced = torchexec.make_traced(f)
     a, b, w = torch.randn(2, 3), torch.randn(2, 3), torch.randn(3)
     out = traced([a, b], {"w": w}, scale=2.0, bias=None)
-    ref = f([a, b], {"w": w}, scale=2.0, bias=None)
+    ref: Any = f([a, b], {"w": w}, scale=2.0, bias=None)
     assert torch.equal(out["y"], ref["y"])
     assert torch.equal(out["parts"][0], ref["parts"][0])
     assert torch.equal(out["parts"][1][0], ref["parts"][1][0])
@@ -54,9 +56,7 @@ def test_decompositions(decompose: str | None) -> None:
     x = torch.randn(4, 5)
     torch.testing.assert_close(traced(x), f(x))
     targets = {
-        str(n.target)
-        for n in traced.trace(x).graph_module().graph.nodes
-        if n.op == "call_function"
+        str(n.target) for n in traced.trace(x).graph_module().graph.nodes if n.op == "call_function"
     }
     if decompose == "prims":
         assert "prims.erf.default" in targets and "aten.gelu.default" not in targets, targets
@@ -85,5 +85,5 @@ def test_wraps_function_metadata() -> None:
         return x
 
     traced = torchexec.make_traced(my_fn)
-    assert traced.__name__ == "my_fn"
+    assert traced.__name__ == "my_fn"  # type: ignore[attr-defined]
     assert traced.__doc__ == "Doc."

@@ -60,7 +60,9 @@ def _describe_value(x: object) -> str:
 def _input_label(spec: pytree.TreeSpec, index: int) -> str:
     """A readable path for the ``index``-th leaf of an ``(args, kwargs)`` spec."""
     try:
-        paths = pytree.tree_flatten_with_path(pytree.tree_unflatten(list(range(spec.num_leaves)), spec))[0]
+        paths = pytree.tree_flatten_with_path(
+            pytree.tree_unflatten(list(range(spec.num_leaves)), spec)
+        )[0]
         path = paths[index][0]
     except Exception:
         return f"input {index}"
@@ -92,23 +94,33 @@ class PreparedProgram:
         self.out_spec = program.out_spec
         self.leaf_specs = tuple(leaf_specs)
         self.source: object = None  # what the cache keyed by identity; kept alive with the entry
+        # 1: a single tensor, 2: a flat tuple, 0: any other structure (rebuilt with pytree).
+        n_out = self.out_spec.num_leaves
+        self._out_kind = (
+            1
+            if self.out_spec.is_leaf()
+            else 2
+            if self.out_spec == pytree.tree_structure(tuple(range(n_out)))
+            else 0
+        )
         n = in_spec.num_leaves
         # Inputs that are n positional tensors need no pytree flattening on the hot path.
-        self._positional = in_spec == pytree.tree_structure((tuple(range(n)), {})) and all(
-            isinstance(s, TensorSpec) for s in self.leaf_specs
-        )
+        self._tensor_specs = tuple(s for s in self.leaf_specs if isinstance(s, TensorSpec))
+        self._positional = in_spec == pytree.tree_structure((tuple(range(n)), {})) and len(
+            self._tensor_specs
+        ) == len(self.leaf_specs)
 
     def __repr__(self) -> str:
         return f"PreparedProgram({self.program.name!r}, executor={self.executor!r})"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._positional and not kwargs and len(args) == len(self.leaf_specs):
-            for x, want in zip(args, self.leaf_specs, strict=True):
+        if self._positional and not kwargs and len(args) == len(self._tensor_specs):
+            for x, want in zip(args, self._tensor_specs, strict=True):
                 if not (
                     isinstance(x, torch.Tensor)
-                    and x.shape == want.shape  # type: ignore[union-attr]
-                    and x.dtype == want.dtype  # type: ignore[union-attr]
-                    and x.device == want.device  # type: ignore[union-attr]
+                    and x.shape == want.shape
+                    and x.dtype == want.dtype
+                    and x.device == want.device
                 ):
                     self.check(args, self.in_spec)  # raises, naming the input
             return self.run_flat(args)
@@ -119,6 +131,10 @@ class PreparedProgram:
     def run_flat(self, leaves: Sequence[Any]) -> Any:
         """Run on already-checked flat inputs and rebuild the output structure."""
         outs = self.runner(*leaves)
+        if self._out_kind == 1:
+            return outs[0]
+        if self._out_kind == 2:
+            return tuple(outs)
         return pytree.tree_unflatten(list(outs), self.out_spec)
 
     def check(self, leaves: Sequence[Any], spec: pytree.TreeSpec) -> None:
@@ -252,15 +268,13 @@ def execute(
         InvalidOptionsError: ``executor_parameters`` does not suit the executor.
         ProgramError: the program cannot be traced, read or run by the executor.
     """
-    leaves: Sequence[Any]
-    for a in args:
-        if not isinstance(a, torch.Tensor):
-            leaves, spec = pytree.tree_flatten((args, {}))
-            call_key: Hashable = (spec, tuple(_leaf_key(x) for x in leaves))
-            break
-    else:
-        leaves = args
-        call_key = tuple((a.shape, a.dtype, a.device) for a in args)
+    leaves: Sequence[Any] = args
+    call_key: Hashable
+    if all([isinstance(a, torch.Tensor) for a in args]):
+        call_key = tuple([(a.shape, a.dtype, a.device) for a in args])
+    else:  # not only tensors: key on the pytree structure and the values
+        leaves, spec = pytree.tree_flatten((args, {}))
+        call_key = (spec, tuple(_leaf_key(x) for x in leaves))
     opts_key = None if executor_parameters is None else freeze(executor_parameters)
     key = (_program_key(program), call_key, executor, opts_key, REGISTRY.generation)
     prepared = _CACHE.get(key)

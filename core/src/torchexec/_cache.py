@@ -96,4 +96,4 @@ def freeze(value: object) -> Hashable:
         hash(value)
     except TypeError:
         return ("id", id(value))
-    return value  # type: ignore[return-value]
+    return value

@@ -9,20 +9,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.utils._pytree as pytree
-from torch.export import ExportedProgram
-from torch.export.graph_signature import InputKind
 
 from torchexec._errors import ProgramError
 from torchexec.archive import Pt2Archive
 
-__all__ = ["Program", "ProgramSource", "SerializedProgram", "normalize"]
+if TYPE_CHECKING:
+    # torch.export costs ~0.2 s to import: it is imported when a program is first traced or loaded.
+    from torch.export import ExportedProgram
 
-ProgramSource = torch.fx.GraphModule | torch.nn.Module | ExportedProgram | str | os.PathLike[str]
-"""What ``execute`` and ``prepare`` accept as a program (a plain function works too)."""
+__all__ = ["Program", "SerializedProgram", "normalize"]
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,7 @@ class Program:
             spec = self._exported.call_spec.in_spec
             if spec is None:
                 raise ProgramError("the ExportedProgram has no input spec")
-            return spec
+            return cast(pytree.TreeSpec, spec)
         return self._spec_from_json("in_spec")
 
     @cached_property
@@ -126,7 +125,7 @@ class Program:
             spec = self._exported.call_spec.out_spec
             if spec is None:
                 raise ProgramError("the ExportedProgram has no output spec")
-            return spec
+            return cast(pytree.TreeSpec, spec)
         return self._spec_from_json("out_spec")
 
     # --- forms executors ask for -------------------------------------------------------------
@@ -161,7 +160,7 @@ class Program:
 
     def graph_module(self) -> torch.fx.GraphModule:
         """The flat ATen-level graph: inputs are the lifted state followed by the user inputs."""
-        return self.exported_program().graph_module
+        return cast(torch.fx.GraphModule, self.exported_program().graph_module)
 
     def serialized(self) -> SerializedProgram:
         """The ExportedProgram JSON and the tensors it refers to (computed once)."""
@@ -254,7 +253,9 @@ def export_callable(
     return Program.from_exported(ep, name=name)
 
 
-def normalize(program: object, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None = None) -> Program:
+def normalize(
+    program: object, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None = None
+) -> Program:
     """Turn anything ``execute`` accepts into a :class:`Program`.
 
     Args:
@@ -263,6 +264,8 @@ def normalize(program: object, args: tuple[Any, ...], kwargs: Mapping[str, Any] 
             file.
         args, kwargs: example inputs, needed to trace modules and functions.
     """
+    from torch.export import ExportedProgram
+
     if isinstance(program, Program):
         return program
     if isinstance(program, ExportedProgram):
@@ -270,8 +273,10 @@ def normalize(program: object, args: tuple[Any, ...], kwargs: Mapping[str, Any] 
     if isinstance(program, (str, os.PathLike)):
         return Program.from_path(program)
     if isinstance(program, torch.nn.Module) or callable(program):
-        name = type(program).__name__ if isinstance(program, torch.nn.Module) else getattr(
-            program, "__name__", "function"
+        name = (
+            type(program).__name__
+            if isinstance(program, torch.nn.Module)
+            else getattr(program, "__name__", "function")
         )
         return export_callable(program, args, kwargs, name=name)
     raise ProgramError(
@@ -282,6 +287,8 @@ def normalize(program: object, args: tuple[Any, ...], kwargs: Mapping[str, Any] 
 
 def lifted_state(ep: ExportedProgram) -> list[Any]:
     """The values of the graph's non-user inputs (parameters, buffers, constants), in order."""
+    from torch.export.graph_signature import InputKind
+
     out: list[Any] = []
     for spec in ep.graph_signature.input_specs:
         if spec.kind == InputKind.USER_INPUT:

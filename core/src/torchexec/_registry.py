@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import threading
 from collections.abc import Callable, Iterator
@@ -209,7 +210,9 @@ class Registry:
             return
         impls = pm.hook.torchexec_register_executors.get_hookimpls()
         if not impls:
-            broken("plugin module implements no torchexec hook (torchexec_register_executors)", None)
+            broken(
+                "plugin module implements no torchexec hook (torchexec_register_executors)", None
+            )
             return
         registered: list[str] = []
 
@@ -236,13 +239,13 @@ class Registry:
 
     # --- queries -----------------------------------------------------------------------------
 
-    def list(self) -> list[ExecutorInfo]:
+    def list(self) -> builtins.list[ExecutorInfo]:
         """Every registered executor (broken and conflicting ones included), sorted by name."""
         entries = self._ensure()
         with self._lock:
             return [e.info() for name in sorted(entries) for e in entries[name]]
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         """The names of every registered executor."""
         return sorted(self._ensure())
 
@@ -340,7 +343,7 @@ class Registry:
             self.generation += 1
         return Registration(self, spec.name, previous)
 
-    def _restore_name(self, name: str, previous: list[_Entry] | None) -> None:
+    def _restore_name(self, name: str, previous: builtins.list[_Entry] | None) -> None:
         entries = self._ensure()
         with self._lock:
             if previous:
@@ -353,7 +356,9 @@ class Registry:
     def isolated(self) -> Iterator[Registry]:
         """Restore the registry's state on exit (used by the test fixtures)."""
         with self._lock:
-            saved = None if self._entries is None else {k: list(v) for k, v in self._entries.items()}
+            saved = (
+                None if self._entries is None else {k: list(v) for k, v in self._entries.items()}
+            )
         try:
             yield self
         finally:

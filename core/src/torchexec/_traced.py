@@ -39,7 +39,9 @@ class Traced:
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
-        return f"Traced({getattr(self.fn, '__qualname__', self.fn)!r}, decompose={self.decompose!r})"
+        return (
+            f"Traced({getattr(self.fn, '__qualname__', self.fn)!r}, decompose={self.decompose!r})"
+        )
 
     def __call__(
         self,
@@ -55,7 +57,15 @@ class Traced:
             for x in leaves
         )
         opts_key = None if executor_parameters is None else freeze(executor_parameters)
-        key: Hashable = ("traced", id(self), spec, signature, executor, opts_key, REGISTRY.generation)
+        key: Hashable = (
+            "traced",
+            id(self),
+            spec,
+            signature,
+            executor,
+            opts_key,
+            REGISTRY.generation,
+        )
         tensors = [leaves[i] for i in tensor_pos]
         lru = cache()
         prepared = lru.get(key)
@@ -63,7 +73,9 @@ class Traced:
             with PREPARE_LOCK:
                 prepared = lru.peek(key)
                 if prepared is None:
-                    prepared = self._prepare(leaves, spec, tensor_pos, executor, executor_parameters)
+                    prepared = self._prepare(
+                        leaves, spec, tensor_pos, executor, executor_parameters
+                    )
                     prepared.source = self
                     prepared = lru.put(key, prepared)
         return prepared.run_flat(tensors)

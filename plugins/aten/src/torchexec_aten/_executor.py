@@ -36,7 +36,9 @@ class AtenRunner:
         for i, spec in enumerate(sig.output_specs):
             if spec.kind == OutputKind.BUFFER_MUTATION:
                 assert spec.target is not None
-                self._buffer_updates.append((i, ep.state_dict.get(spec.target, ep.constants.get(spec.target))))
+                self._buffer_updates.append(
+                    (i, ep.state_dict.get(spec.target, ep.constants.get(spec.target)))
+                )
             elif spec.kind == OutputKind.USER_INPUT_MUTATION:
                 assert spec.target is not None
                 self._input_updates.append((i, user_index[spec.target]))

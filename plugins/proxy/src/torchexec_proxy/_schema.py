@@ -1,0 +1,160 @@
+"""Operator schemas digested once per operator: argument kinds, defaults and return kinds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import torch
+
+__all__ = ["ArgInfo", "OpInfo", "ReturnInfo", "op_info", "schema_info"]
+
+# Defaults of enum-typed arguments come back from the schema as c10's enum numbers.
+_C10_MEMORY_FORMATS = {
+    0: torch.contiguous_format,
+    1: torch.preserve_format,
+    2: torch.channels_last,
+    3: torch.channels_last_3d,
+}
+_C10_LAYOUTS = {0: torch.strided}
+_C10_DTYPES = {
+    0: torch.uint8,
+    1: torch.int8,
+    2: torch.int16,
+    3: torch.int32,
+    4: torch.int64,
+    5: torch.float16,
+    6: torch.float32,
+    7: torch.float64,
+    11: torch.bool,
+    15: torch.bfloat16,
+}
+_ENUM_DEFAULTS: Mapping[str, Mapping[int, Any]] = {
+    "MemoryFormatType": _C10_MEMORY_FORMATS,
+    "LayoutType": _C10_LAYOUTS,
+    "ScalarTypeType": _C10_DTYPES,
+}
+
+
+@dataclass(frozen=True)
+class ArgInfo:
+    """One schema argument.
+
+    Attributes:
+        name: the schema name.
+        kind: the JIT type kind with ``Optional`` removed (``"TensorType"``, ``"ListType"``...).
+        optional: the type is ``T?``.
+        elem: for lists, the element's kind with ``Optional`` removed.
+        elem_optional: for lists, the element type is ``T?`` (``Tensor?[]``).
+        kwarg_only: declared after ``*``.
+        has_default: the schema gives a default.
+        default: the default, converted to the Python value an operator takes.
+        type_str: the schema type as written, for messages.
+    """
+
+    name: str
+    kind: str
+    optional: bool
+    elem: str | None
+    elem_optional: bool
+    kwarg_only: bool
+    has_default: bool
+    default: Any
+    type_str: str
+
+
+@dataclass(frozen=True)
+class ReturnInfo:
+    """One schema return: kind (``Optional`` removed), whether optional, and list element kind."""
+
+    kind: str
+    optional: bool
+    elem: str | None
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """A digested schema."""
+
+    name: str
+    args: tuple[ArgInfo, ...]
+    index: Mapping[str, int]
+    returns: tuple[ReturnInfo, ...]
+
+    @property
+    def returns_list(self) -> bool:
+        """The operator returns exactly one ``Tensor[]``."""
+        return (
+            len(self.returns) == 1
+            and self.returns[0].kind == "ListType"
+            and self.returns[0].elem == "TensorType"
+        )
+
+
+def _unwrap(t: Any) -> tuple[str, bool, Any]:
+    kind = t.kind()
+    if kind == "OptionalType":
+        inner = t.getElementType()
+        return inner.kind(), True, inner
+    return kind, False, t
+
+
+def _elem(t: Any, kind: str) -> tuple[str | None, bool]:
+    if kind != "ListType":
+        return None, False
+    ekind, eopt, _ = _unwrap(t.getElementType())
+    return ekind, eopt
+
+
+def _default(a: Any, kind: str) -> Any:
+    if not a.has_default_value():
+        return None
+    value = a.default_value
+    table = _ENUM_DEFAULTS.get(kind)
+    if table is not None and isinstance(value, int) and not isinstance(value, bool):
+        return table.get(value, value)
+    return value
+
+
+def _arg_info(a: Any) -> ArgInfo:
+    kind, optional, inner = _unwrap(a.real_type)
+    elem, elem_optional = _elem(inner, kind)
+    return ArgInfo(
+        name=a.name,
+        kind=kind,
+        optional=optional,
+        elem=elem,
+        elem_optional=elem_optional,
+        kwarg_only=bool(a.kwarg_only),
+        has_default=bool(a.has_default_value()),
+        default=_default(a, kind),
+        type_str=str(a.real_type),
+    )
+
+
+def _return_info(r: Any) -> ReturnInfo:
+    kind, optional, inner = _unwrap(r.real_type)
+    elem, _ = _elem(inner, kind)
+    return ReturnInfo(kind=kind, optional=optional, elem=elem)
+
+
+def schema_info(schema: torch.FunctionSchema, skip_self: bool = False) -> OpInfo:
+    """Digest ``schema``; ``skip_self`` drops the first argument (TorchBind methods)."""
+    args = tuple(_arg_info(a) for a in schema.arguments)
+    if skip_self:
+        args = args[1:]
+    returns = tuple(_return_info(r) for r in schema.returns)
+    return OpInfo(
+        name=str(schema.name),
+        args=args,
+        index={a.name: i for i, a in enumerate(args)},
+        returns=returns,
+    )
+
+
+@lru_cache(maxsize=None)
+def op_info(op: torch._ops.OpOverload) -> OpInfo:
+    """The digested schema of an operator overload (computed once per overload)."""
+    return schema_info(op._schema)

@@ -1,0 +1,146 @@
+// torch.classes.torchexec.Engine: a prepared program that runs node by node through the
+// dispatcher, with no Python in the loop.
+//
+// The engine is built from an *encoded plan* (an IValue made of nested tuples, described in
+// spec.md next to this file and produced by torchexec_torchbind/_encode.py). Building validates
+// the whole plan and compiles every node into a list of argument steps; running only moves
+// IValues between slots and a reused stack.
+#pragma once
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/function.h>
+#include <ATen/core/ivalue.h>
+#include <ATen/core/jit_type.h>
+#include <torch/custom_class.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace torchexec {
+
+// Version of the encoded plan (the first two tuple elements are "torchexec.engine", version).
+constexpr int64_t kSpecVersion = 1;
+constexpr const char* kSpecMagic = "torchexec.engine";
+
+// How one argument of a call is produced at run time.
+enum class StepKind : uint8_t {
+  kStatic,         // push statics[index] (prefilled at build)
+  kSlot,           // push a copy of slots[index]
+  kSlotMove,       // push slots[index] and leave the slot empty (its last read)
+  kTensorList,     // build a Tensor[] from lists[index]
+  kOptTensorList,  // build a Tensor?[] from lists[index] (-1 = None)
+  kIntList,        // build an int[] from mixed[index]
+};
+
+struct Step {
+  StepKind kind;
+  int64_t index;
+};
+
+// An element of a SymInt[] argument: a constant, or an int read from a slot.
+struct MixedItem {
+  bool from_slot;
+  int64_t value;  // the constant, or the slot index
+};
+
+enum class NodeKind : uint8_t { kOp, kTorchBind, kPython };
+
+// Integer / float arithmetic of SymInt nodes (the Python operator module's functions).
+enum class PyFn : uint8_t {
+  kAdd, kSub, kMul, kFloorDiv, kMod, kTrueDiv, kPow, kNeg,
+  kEq, kNe, kLt, kLe, kGt, kGe, kAnd, kOr, kNot,
+  kMax, kMin, kCeil, kFloor, kTrunc, kToFloat, kToInt,
+};
+
+struct Node {
+  std::string name;     // the program's node name, used in every message
+  std::string target;   // "aten::add.Tensor", "call_torchbind(Scale.apply)", "_operator.add"
+  NodeKind kind = NodeKind::kOp;
+  std::optional<c10::OperatorHandle> op;  // kOp
+  torch::jit::Function* method = nullptr;  // kTorchBind (owned by the class type)
+  c10::ClassTypePtr method_class;          // keeps the class type (and its methods) alive
+  PyFn pyfn = PyFn::kAdd;                  // kPython
+  std::vector<Step> steps;                 // one per stack entry, in order
+  std::vector<c10::IValue> statics;
+  std::vector<std::vector<int64_t>> lists;
+  std::vector<std::vector<MixedItem>> mixed;
+  std::vector<int64_t> outputs;  // slot of each returned value, -1 = unused
+  bool returns_list = false;     // the single returned list is spread over `outputs`
+  bool unpack_tuple = false;     // the single returned tuple is spread over `outputs`
+  std::vector<int64_t> frees;    // slots cleared after the call (moved ones excluded)
+};
+
+// What run() checks of one user input.
+struct InputSpec {
+  int64_t slot = -1;  // -1: the program does not read it (a constant input)
+  std::string kind;   // "tensor", "int", "float", "bool", "str", "any"
+  std::optional<c10::ScalarType> dtype;
+  std::optional<c10::DeviceType> device_type;
+  int64_t device_index = -1;  // -1: any index
+};
+
+enum class OutputKind : uint8_t { kSlot, kStatic };
+
+struct Output {
+  OutputKind kind;
+  int64_t slot = -1;
+  c10::IValue value;
+};
+
+struct Mutation {
+  int64_t slot;
+  bool to_buffer;         // true: copy into `buffer`; false: into user input `input_index`
+  at::Tensor buffer;
+  int64_t input_index = -1;
+  std::string target;     // for messages
+};
+
+class Engine : public torch::CustomClassHolder {
+ public:
+  explicit Engine(c10::IValue spec);
+
+  // Runs the program on the flat user inputs; returns the flat user outputs.
+  std::vector<c10::IValue> run(std::vector<c10::IValue> inputs) const;
+
+  // The encoded plan, as given (the pickled state).
+  const c10::IValue& spec() const { return spec_; }
+
+  int64_t num_nodes() const { return static_cast<int64_t>(nodes_.size()); }
+  int64_t num_slots() const { return num_slots_; }
+  int64_t num_inputs() const { return static_cast<int64_t>(inputs_.size()); }
+  std::vector<std::string> operators() const;
+  std::vector<std::string> allowed_namespaces() const { return allowed_namespaces_; }
+
+ private:
+  friend class Builder;
+
+  void check_inputs(const std::vector<c10::IValue>& inputs) const;
+
+  c10::IValue spec_;
+  std::vector<std::string> allowed_namespaces_;
+  int64_t num_slots_ = 0;
+  std::vector<InputSpec> inputs_;
+  std::vector<std::pair<int64_t, c10::IValue>> state_;
+  std::vector<Node> nodes_;
+  std::vector<Output> outputs_;
+  std::vector<Mutation> mutations_;
+  size_t max_stack_ = 0;
+};
+
+// SymInt arithmetic (python.cpp).
+std::optional<PyFn> python_function(const std::string& target);
+int64_t python_arity(PyFn fn);
+c10::TypePtr python_result_type(PyFn fn, const std::vector<c10::TypePtr>& args);
+c10::IValue python_call(PyFn fn, const c10::IValue* args);
+
+// Static values (statics.cpp): an encoded (tag, payload) pair converted to the IValue a schema
+// argument of type `type` takes. Throws c10::Error with a message naming what was expected.
+c10::IValue decode_static(const c10::IValue& encoded, const c10::TypePtr& type);
+// A dtype by its Python name ("float32", "int64", ...).
+c10::ScalarType parse_dtype(const std::string& name);
+// An encoded static with no schema to guide it (program outputs, arguments of Any type).
+c10::IValue decode_static_untyped(const c10::IValue& encoded);
+
+}  // namespace torchexec
