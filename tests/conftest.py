@@ -13,7 +13,14 @@ import torchexec
 from torchexec._registry import REGISTRY
 
 FIXTURES = Path(__file__).parent / "fixtures"
-FIXTURE_DISTS = ("torchexec_example", "torchexec_broken_import", "torchexec_broken_hook")
+FIXTURE_DISTS = (
+    "torchexec_example",
+    "torchexec_broken_import",
+    "torchexec_broken_hook",
+    "torchexec_faulty",
+    "torchexec_dup_a",
+    "torchexec_dup_b",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -33,5 +33,5 @@ setup(
             extra_compile_args=FLAGS,
         ),
     ],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=False)},
+    cmdclass={"build_ext": BuildExtension},
 )

@@ -18,6 +18,7 @@ from torchexec._api import (
 from torchexec._cache import CacheInfo
 from torchexec._errors import (
     DuplicateExecutorError,
+    ExecutorError,
     ExecutorLoadError,
     ExecutorNotFoundError,
     InputMismatchError,
@@ -46,6 +47,7 @@ __all__ = [
     "Capabilities",
     "DuplicateExecutorError",
     "Executor",
+    "ExecutorError",
     "ExecutorInfo",
     "ExecutorLoadError",
     "ExecutorNotFoundError",

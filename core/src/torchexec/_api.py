@@ -12,7 +12,7 @@ import torch
 import torch.utils._pytree as pytree
 
 from torchexec._cache import CacheInfo, LRUCache, freeze
-from torchexec._errors import InputMismatchError, TorchexecError
+from torchexec._errors import ExecutorError, InputMismatchError, TorchexecError
 from torchexec._executor import Runner
 from torchexec._program import Program, normalize
 from torchexec._registry import REGISTRY
@@ -95,7 +95,7 @@ class PreparedProgram:
         self.leaf_specs = tuple(leaf_specs)
         self.source: object = None  # what the cache keyed by identity; kept alive with the entry
         # 1: a single tensor, 2: a flat tuple, 0: any other structure (rebuilt with pytree).
-        n_out = self.out_spec.num_leaves
+        self._n_out = n_out = self.out_spec.num_leaves
         self._out_kind = (
             1
             if self.out_spec.is_leaf()
@@ -130,7 +130,20 @@ class PreparedProgram:
 
     def run_flat(self, leaves: Sequence[Any]) -> Any:
         """Run on already-checked flat inputs and rebuild the output structure."""
-        outs = self.runner(*leaves)
+        try:
+            outs = self.runner(*leaves)
+        except TorchexecError:
+            raise
+        except Exception as exc:
+            raise ExecutorError(
+                f"executor {self.executor!r} ({REGISTRY.distribution_of(self.executor)}) failed "
+                f"while running {self.program.name!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if len(outs) != self._n_out:
+            raise ExecutorError(
+                f"executor {self.executor!r} ({REGISTRY.distribution_of(self.executor)}) returned "
+                f"{len(outs)} outputs for {self.program.name!r}, which has {self._n_out}"
+            )
         if self._out_kind == 1:
             return outs[0]
         if self._out_kind == 2:
@@ -201,9 +214,17 @@ def prepare_program(
             f"({prepared_spec.num_leaves} leaves), but the example inputs are {spec} "
             f"({spec.num_leaves} leaves)"
         )
-    runner = impl.prepare(program, options)
+    try:
+        runner = impl.prepare(program, options)
+    except TorchexecError:
+        raise
+    except Exception as exc:
+        raise ExecutorError(
+            f"executor {executor!r} ({REGISTRY.distribution_of(executor)}) failed to prepare "
+            f"{program.name!r}: {type(exc).__name__}: {exc}"
+        ) from exc
     if not callable(runner):
-        raise TorchexecError(
+        raise ExecutorError(
             f"executor {executor!r} ({REGISTRY.distribution_of(executor)}) returned "
             f"{type(runner).__name__} from prepare(), which is not callable"
         )

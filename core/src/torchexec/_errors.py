@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "DuplicateExecutorError",
+    "ExecutorError",
     "ExecutorLoadError",
     "ExecutorNotFoundError",
     "InputMismatchError",
@@ -31,6 +32,15 @@ class ExecutorLoadError(TorchexecError, RuntimeError):
 
 class DuplicateExecutorError(ExecutorLoadError):
     """Two distributions register the same executor name; torchexec will not pick one silently."""
+
+
+class ExecutorError(TorchexecError, RuntimeError):
+    """An executor failed in ``prepare`` or while running, or broke the runner contract (for
+    example by returning the wrong number of outputs).
+
+    The message names the executor and its distribution; the executor's own exception is chained
+    as ``__cause__``. Errors an executor raises on purpose (``ProgramError``, ...) pass unchanged.
+    """
 
 
 class InvalidOptionsError(TorchexecError, ValueError):

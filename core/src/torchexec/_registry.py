@@ -180,7 +180,7 @@ class Registry:
         same.append(entry)
         if len(same) > 1:
             for e in same:
-                e.conflict_with = [o.distribution for o in same if o is not e]
+                e.conflict_with = sorted(o.distribution for o in same if o is not e)
 
     def _load_entry_point(self, ep: importlib_metadata.EntryPoint) -> None:
         dist = ep.dist
@@ -263,7 +263,7 @@ class Registry:
             if not same:
                 raise ExecutorNotFoundError(_not_found_message(name, sorted(entries)))
             if len(same) > 1:
-                dists = ", ".join(f"{e.distribution} {e.version}" for e in same)
+                dists = ", ".join(sorted(f"{e.distribution} {e.version}" for e in same))
                 raise DuplicateExecutorError(
                     f"Executor {name!r} is registered by several distributions ({dists}); "
                     "uninstall all but one (see 'torchexec list')."

@@ -33,7 +33,12 @@ Layout = Literal["contiguous", "transposed", "strided", "expanded"]
 - ``expanded``: a tensor of size 1 in its first dim expanded (stride 0); needs rank >= 1.
 """
 
-FLOAT_DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+FLOAT_DTYPES: tuple[torch.dtype, ...] = (
+    torch.float32,
+    torch.float64,
+    torch.float16,
+    torch.bfloat16,
+)
 ALL_DTYPES: tuple[torch.dtype, ...] = (*FLOAT_DTYPES, torch.int64, torch.bool)
 
 _SPECIALS = (math.nan, math.inf, -math.inf, 0.0, -0.0)

@@ -94,20 +94,20 @@ def union(value: object, where: str) -> tuple[str, Any]:
     return str(tag), payload
 
 
-def check_schema_version(doc: Mapping[str, Any], source: str) -> tuple[int, int]:
+def check_schema_version(doc: Mapping[str, Any]) -> tuple[int, int]:
     """Return ``(major, minor)``; raise unless the major version is :data:`SCHEMA_MAJOR`."""
-    where = f"{source}: schema_version"
+    where = "schema_version"
     version = doc.get("schema_version")
     if version is None:
         raise ProgramError(
-            f"{source}: the document has no schema_version; expected an ExportedProgram JSON "
+            "the document has no schema_version; expected an ExportedProgram JSON "
             f"document (torch/_export/serde schema {SCHEMA_MAJOR}.x)"
         )
     major = field(version, "major", int, where)
     minor = field(version, "minor", int, where)
     if major != SCHEMA_MAJOR:
         raise ProgramError(
-            f"{source}: unsupported schema version {major}.{minor}; the proxy executor reads "
+            f"unsupported schema version {major}.{minor}; the proxy executor reads "
             f"version {SCHEMA_MAJOR}.x (re-export the program with a matching torch)"
         )
     return major, minor

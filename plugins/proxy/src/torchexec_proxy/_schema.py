@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import torch
@@ -154,7 +154,7 @@ def schema_info(schema: torch.FunctionSchema, skip_self: bool = False) -> OpInfo
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def op_info(op: torch._ops.OpOverload) -> OpInfo:
     """The digested schema of an operator overload (computed once per overload)."""
     return schema_info(op._schema)

@@ -14,7 +14,6 @@ import operator
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Literal
 
 import torch
@@ -107,9 +106,18 @@ def _not_allowed(ns: str, target: str, where: str, allowed: frozenset[str]) -> P
     )
 
 
-@lru_cache(maxsize=None)
+_FOUND: dict[tuple[str, str, str], torch._ops.OpOverload] = {}
+
+
 def _lookup(ns: str, name: str, overload: str) -> torch._ops.OpOverload | None:
-    """The registered overload, or ``None``. Only the dispatcher's registry is consulted."""
+    """The registered overload, or ``None``. Only the dispatcher's registry is consulted.
+
+    Hits are cached; misses are not, so an operator library loaded later is found then.
+    """
+    key = (ns, name, overload)
+    found = _FOUND.get(key)
+    if found is not None:
+        return found
     if not torch._C._jit_get_schemas_for_operator(f"{ns}::{name}"):
         return None
     namespace = getattr(torch.ops, ns, None)
@@ -122,7 +130,10 @@ def _lookup(ns: str, name: str, overload: str) -> torch._ops.OpOverload | None:
     if not isinstance(packet, torch._ops.OpOverloadPacket) or overload not in packet.overloads():
         return None
     op = getattr(packet, overload)
-    return op if isinstance(op, torch._ops.OpOverload) else None
+    if not isinstance(op, torch._ops.OpOverload):
+        return None
+    _FOUND[key] = op
+    return op
 
 
 def _check_names(parts: Iterable[str], target: str, where: str) -> None:

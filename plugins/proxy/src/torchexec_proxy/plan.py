@@ -19,13 +19,13 @@ from typing import Any, Literal
 __all__ = [
     "Arg",
     "MixedList",
+    "Mutation",
     "Plan",
     "PlanNode",
     "Slot",
     "SlotList",
     "StateEntry",
     "Static",
-    "Mutation",
 ]
 
 
@@ -79,7 +79,13 @@ class PlanNode:
         outputs: the slot of each returned value, ``None`` where the program does not use it.
             For an operator returning ``Tensor[]`` there is one entry per list element.
         returns_list: the operator returns a single ``Tensor[]`` (``outputs`` are its elements).
-        free_after: slots whose last read is this node; cleared after it runs.
+        free_after: slots whose last read is this node; cleared after it runs. It never lists a
+            slot the node writes: the loader reuses slots, so an output may be written into the
+            slot of a value whose last read is this node (the old value is released when the
+            slot is overwritten).
+        returns_tuple: the call returns a tuple whose elements are ``outputs`` (operators with
+            several returns, TorchBind methods returning a tuple). Otherwise a node with one
+            output stores the returned value itself.
     """
 
     name: str
@@ -91,6 +97,7 @@ class PlanNode:
     outputs: tuple[int | None, ...]
     returns_list: bool = False
     free_after: tuple[int, ...] = ()
+    returns_tuple: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,8 +124,8 @@ class Plan:
 
     Attributes:
         num_slots: the number of slots.
-        inputs: for each flat user input, its slot, or ``None`` for a constant input the graph
-            does not read.
+        inputs: for each flat user input, its slot, or ``None`` for an input the graph does not
+            read (a constant input, or an unused one).
         state: slots prefilled from ``state_values`` before each run (not freed).
         state_values: parameter, buffer, constant and custom-object values by name.
         nodes: the calls, in order.

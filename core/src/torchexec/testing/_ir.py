@@ -1,0 +1,282 @@
+"""The generated program before it becomes FX: inputs, constants, calls and outputs by name.
+
+A :class:`ProgramIR` is small and immutable in use; it turns into an ATen-level
+``torch.fx.GraphModule`` (:meth:`ProgramIR.graph_module`) and into Python source that rebuilds
+the same program (:meth:`ProgramIR.module_code`), which is what a failure report prints.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+import torch.fx
+
+from torchexec.testing._values import InputSpec, dtype_name, tensor_literal
+
+__all__ = ["Call", "ObjectSpec", "ProgramIR", "Ref", "render_value"]
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A value of the program: input ``x3``, constant ``c0``, object ``o0`` or call result ``v2``.
+
+    ``index`` selects one item of a call that returns several tensors.
+    """
+
+    name: str
+    index: int | None = None
+
+    def code(self) -> str:
+        """The Python expression for this value inside ``forward``."""
+        return self.name if self.index is None else f"{self.name}[{self.index}]"
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """A TorchBind object the program holds: ``torch.classes.<qualname>(*init)``."""
+
+    qualname: str
+    init: tuple[Any, ...]
+
+    def make(self) -> Any:
+        """A fresh object (stateful objects must not be shared between runs)."""
+        ns, cls = self.qualname.split(".")
+        return getattr(getattr(torch.classes, ns), cls)(*self.init)
+
+    def code(self) -> str:
+        """Python source that makes the object."""
+        args = ", ".join(render_value(a) for a in self.init)
+        return f"torch.classes.{self.qualname}({args})"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One operator call. ``args``/``kwargs`` hold :class:`Ref` where values of the program go.
+
+    Attributes:
+        name: the result's name (``v0``, ``v1``...).
+        op: the catalog name of the operator (``aten.add.Tensor``).
+        target: what the FX node calls.
+        args, kwargs: the arguments.
+        n_outputs: ``None`` for a single tensor, else the number of tensors returned.
+    """
+
+    name: str
+    op: str
+    target: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    n_outputs: int | None = None
+
+    def refs(self) -> list[Ref]:
+        """The program values this call reads."""
+        out: list[Ref] = []
+
+        def visit(a: object) -> None:
+            if isinstance(a, Ref):
+                out.append(a)
+            elif isinstance(a, (list, tuple)):
+                for x in a:
+                    visit(x)
+
+        visit(self.args)
+        visit(list(self.kwargs.values()))
+        return out
+
+    def results(self) -> list[Ref]:
+        """The values this call produces."""
+        if self.n_outputs is None:
+            return [Ref(self.name)]
+        return [Ref(self.name, i) for i in range(self.n_outputs)]
+
+    def target_code(self) -> str:
+        """How the call is spelled in generated source."""
+        if self.target is torch.ops.higher_order.call_torchbind:
+            return "torch.ops.higher_order.call_torchbind"
+        return "torch.ops." + str(self.target)
+
+
+def render_value(a: object) -> str:
+    """Python source for an argument value."""
+    if isinstance(a, Ref):
+        return a.code()
+    if isinstance(a, torch.Tensor):
+        return tensor_literal(a)
+    if isinstance(a, torch.dtype):
+        return f"torch.{dtype_name(a)}"
+    if isinstance(a, torch.memory_format):
+        return str(a)
+    if isinstance(a, float):
+        if math.isnan(a):
+            return 'float("nan")'
+        if math.isinf(a):
+            return 'float("inf")' if a > 0 else 'float("-inf")'
+        return repr(a)
+    if isinstance(a, list):
+        return "[" + ", ".join(render_value(x) for x in a) + "]"
+    if isinstance(a, tuple):
+        inner = ", ".join(render_value(x) for x in a)
+        return f"({inner},)" if len(a) == 1 else f"({inner})"
+    return repr(a)
+
+
+@dataclass
+class ProgramIR:
+    """A generated program: inputs ``x*``, tensor constants ``c*``, TorchBind objects ``o*``,
+    calls ``v*`` in order, and the outputs."""
+
+    inputs: list[InputSpec] = field(default_factory=list)
+    constants: list[torch.Tensor] = field(default_factory=list)
+    objects: list[ObjectSpec] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+    outputs: list[Ref] = field(default_factory=list)
+
+    # --- derived views ---------------------------------------------------------------------
+
+    @property
+    def operators(self) -> list[str]:
+        """Catalog names of the operators called, in call order (repeats included)."""
+        return [c.op for c in self.calls]
+
+    @property
+    def stateful(self) -> bool:
+        """Whether running the program changes an object it holds."""
+        return any(o.qualname.endswith("Accumulator") for o in self.objects)
+
+    def call_of(self, ref: Ref) -> Call | None:
+        """The call that produces ``ref`` (``None`` for inputs, constants and objects)."""
+        for c in self.calls:
+            if c.name == ref.name:
+                return c
+        return None
+
+    def prefix(self, k: int) -> ProgramIR:
+        """The program cut after call ``k``, returning that call's results (for localisation)."""
+        calls = self.calls[: k + 1]
+        return replace(self, calls=list(calls), outputs=calls[-1].results())
+
+    def make_inputs(self) -> tuple[torch.Tensor, ...]:
+        """Fresh input tensors (the same values every time)."""
+        from torchexec.testing._values import make_input
+
+        return tuple(make_input(s) for s in self.inputs)
+
+    # --- FX ----------------------------------------------------------------------------------
+
+    def graph_module(self) -> torch.fx.GraphModule:
+        """The program as an ATen-level GraphModule (fresh TorchBind objects each time)."""
+        root = torch.nn.Module()
+        graph = torch.fx.Graph()
+        env: dict[str, torch.fx.Node] = {}
+        items: dict[tuple[str, int], torch.fx.Node] = {}
+        for i in range(len(self.inputs)):
+            env[f"x{i}"] = graph.placeholder(f"x{i}")
+        for i, c in enumerate(self.constants):
+            setattr(root, f"c{i}", c)
+            env[f"c{i}"] = graph.get_attr(f"c{i}")
+        for i, o in enumerate(self.objects):
+            setattr(root, f"o{i}", o.make())
+            env[f"o{i}"] = graph.get_attr(f"o{i}")
+
+        def lookup(ref: Ref) -> torch.fx.Node:
+            if ref.index is None:
+                return env[ref.name]
+            key = (ref.name, ref.index)
+            if key not in items:
+                items[key] = graph.call_function(operator.getitem, (env[ref.name], ref.index))
+            return items[key]
+
+        def convert(a: Any) -> Any:
+            if isinstance(a, Ref):
+                return lookup(a)
+            if isinstance(a, list):
+                return [convert(x) for x in a]
+            if isinstance(a, tuple):
+                return tuple(convert(x) for x in a)
+            return a
+
+        for c in self.calls:
+            env[c.name] = graph.call_function(
+                c.target, convert(c.args), {k: convert(v) for k, v in c.kwargs.items()}
+            )
+        graph.output(tuple(lookup(r) for r in self.outputs))
+        return torch.fx.GraphModule(root, graph, class_name="GeneratedProgram")
+
+    # --- source ------------------------------------------------------------------------------
+
+    def module_code(self, literal_limit: int = 512) -> str:
+        """Python source defining ``Program`` (an ``nn.Module``) and ``make_inputs()``."""
+        lines = ["class Program(torch.nn.Module):"]
+        if self.constants or self.objects:
+            lines += ["    def __init__(self) -> None:", "        super().__init__()"]
+            for i, c in enumerate(self.constants):
+                lines.append(f"        self.c{i} = {tensor_literal(c)}")
+            for i, o in enumerate(self.objects):
+                lines.append(f"        self.o{i} = {o.code()}")
+            lines.append("")
+        params = ", ".join(["self", *(f"x{i}" for i in range(len(self.inputs)))])
+        lines.append(f"    def forward({params}):")
+        for i in range(len(self.constants)):
+            lines.append(f"        c{i} = self.c{i}")
+        for i in range(len(self.objects)):
+            lines.append(f"        o{i} = self.o{i}")
+        for c in self.calls:
+            args = [render_value(a) for a in c.args]
+            args += [f"{k}={render_value(v)}" for k, v in c.kwargs.items()]
+            lines.append(f"        {c.name} = {c.target_code()}({', '.join(args)})")
+        lines.append(f"        return {render_value(tuple(self.outputs))}")
+        lines += ["", "", "def make_inputs():", "    return ("]
+        for spec in self.inputs:
+            lines.append(f"        {_input_code(spec, literal_limit)},")
+        lines.append("    )")
+        return "\n".join(lines)
+
+
+def _input_code(spec: InputSpec, literal_limit: int) -> str:
+    from torchexec.testing._values import _base_values
+
+    n = math.prod(spec.base_shape)
+    if n <= literal_limit:
+        return tensor_literal(_base_values(spec)) + spec.view_code()
+    return (
+        "torchexec.testing.make_input(torchexec.testing.InputSpec("
+        f"shape={spec.shape!r}, dtype=torch.{dtype_name(spec.dtype)}, layout={spec.layout!r}, "
+        f"seed={spec.seed}, low={spec.low}, high={spec.high}, specials={spec.specials}))"
+    )
+
+
+def reproduction(
+    ir: ProgramIR,
+    executor: str,
+    reference: str,
+    *,
+    exact: bool,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    header: Sequence[str] = (),
+) -> str:
+    """A self-contained script that runs ``ir`` on both executors and compares the results."""
+    imports = ["import torch", "", "import torchexec"]
+    if any(_input_code(s, 512).startswith("torchexec.testing") for s in ir.inputs):
+        imports.append("import torchexec.testing")
+    if ir.objects:
+        imports += ["import torchexec_torchbind.testing", "", "torchexec_torchbind.testing.load()"]
+    tol = "rtol=0, atol=0" if exact else f"rtol={rtol!r}, atol={atol!r}"
+    body = [
+        *(f"# {h}" for h in header),
+        *imports,
+        "",
+        "",
+        ir.module_code(),
+        "",
+        "",
+        f'expected = torchexec.execute(Program(), *make_inputs(), executor="{reference}")',
+        f'actual = torchexec.execute(Program(), *make_inputs(), executor="{executor}")',
+        f"torch.testing.assert_close(actual, expected, {tol}, equal_nan=True)",
+    ]
+    return "\n".join(body) + "\n"

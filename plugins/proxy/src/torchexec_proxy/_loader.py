@@ -1,0 +1,385 @@
+"""ExportedProgram JSON + state -> a validated :class:`~torchexec_proxy.plan.Plan`.
+
+The loader reads the graph signature (which graph inputs are user inputs, parameters, buffers,
+constants or TorchBind objects; which outputs are user outputs or buffer / input mutations), drafts
+every node against its operator's schema, then assigns slots. Everything a run will need is checked
+here: names defined before use, targets allowed and registered, argument types, state values
+present with the dtype and shape the graph expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from torchexec import ProgramError
+from torchexec_proxy._convert import static_scalar
+from torchexec_proxy._enums import DTYPES, dtype_name
+from torchexec_proxy._json import check_schema_version, field, short, union
+from torchexec_proxy._nodes import Draft, draft_node
+from torchexec_proxy._slots import assign_slots
+from torchexec_proxy._targets import Resolved, resolve_target
+from torchexec_proxy.plan import Arg, Mutation, Plan, Slot, StateEntry, Static
+
+__all__ = ["build_plan"]
+
+_KIND_WORDS = {
+    "tensor": "a tensor",
+    "sym_int": "a SymInt",
+    "sym_float": "a SymFloat",
+    "sym_bool": "a SymBool",
+    "custom_obj": "a TorchBind object",
+}
+_USER_VALUE_TAGS = {
+    "as_tensor": "tensor",
+    "as_sym_int": "sym_int",
+    "as_sym_float": "sym_float",
+    "as_sym_bool": "sym_bool",
+    "as_custom_obj": "custom_obj",
+}
+
+
+class _Values:
+    """The program's named values: their numbers, kinds, and the constants inputs stand for."""
+
+    def __init__(self, source: str, nodes: list[Any]) -> None:
+        self.source = source
+        self.kinds: list[str] = []
+        self.by_name: dict[str, int] = {}
+        self.consts: dict[str, Static] = {}
+        self.objects: dict[int, object] = {}
+        self._nodes = nodes
+
+    def define(self, name: str, kind: str, where: str) -> int:
+        if name in self.by_name or name in self.consts:
+            raise ProgramError(f"{where}: value {name!r} is defined twice")
+        vid = len(self.kinds)
+        self.kinds.append(kind)
+        self.by_name[name] = vid
+        return vid
+
+    def ref(self, name: str, want: str, where: str) -> Slot | Static:
+        vid = self.by_name.get(name)
+        if vid is None:
+            const = self.consts.get(name)
+            if const is not None and want != "tensor":
+                return const
+            raise ProgramError(f"{where}: {self._undefined(name)}")
+        kind = self.kinds[vid]
+        if kind != want:
+            raise ProgramError(
+                f"{where}: expected {_KIND_WORDS[want]}, but {name!r} is "
+                f"{_KIND_WORDS[kind]}"
+            )
+        return Slot(vid)
+
+    def _undefined(self, name: str) -> str:
+        for node in self._nodes:
+            outs = node.get("outputs") if isinstance(node, dict) else None
+            if isinstance(outs, list) and name in _names_in(outs):
+                return (
+                    f"value {name!r} is used before it is defined (node "
+                    f"{node.get('name')!r} defines it later)"
+                )
+        return f"value {name!r} is used but never defined"
+
+    def object_of(self, arg: Arg) -> object:
+        if isinstance(arg, Slot) and arg.index in self.objects:
+            return self.objects[arg.index]
+        raise ProgramError(f"call_torchbind on something that is not a program "
+                           "custom object")  # fmt: skip
+
+
+def _names_in(value: object) -> set[str]:
+    """Every ``"name"``/``"as_name"`` string in a JSON fragment (for error messages only)."""
+    out: set[str] = set()
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if k in ("name", "as_name") and isinstance(x, str):
+                    out.add(x)
+                else:
+                    stack.append(x)
+        elif isinstance(v, list):
+            stack.extend(v)
+    return out
+
+
+class _State:
+    """Finds the value of each parameter, buffer, constant and custom object, and checks it."""
+
+    def __init__(
+        self,
+        source: str,
+        weights: Mapping[str, Any],
+        constants: Mapping[str, Any],
+        custom_objs: Mapping[str, object],
+        tensor_meta: Mapping[str, Any],
+    ) -> None:
+        self.source = source
+        self.weights = weights
+        self.constants = constants
+        self.custom_objs = custom_objs
+        self.tensor_meta = tensor_meta
+        self.entries: list[StateEntry] = []
+        self.values: dict[str, Any] = {}
+        self.vids: list[int] = []
+
+    def add(self, vid: int, kind: str, fqn: str, arg: str) -> object:
+        order = {
+            "parameter": (self.weights,),
+            "buffer": (self.weights, self.constants),
+            "constant": (self.constants, self.weights),
+            "custom_obj": (self.custom_objs, self.constants),
+        }[kind]
+        for table in order:
+            if fqn in table:
+                value = table[fqn]
+                break
+        else:
+            hint = " (pass it with custom_objs={name: object})" if kind == "custom_obj" else ""
+            raise ProgramError(
+                f"the program's {kind.replace('_', ' ')} {fqn!r} (graph input "
+                f"{arg!r}) has no value{hint}"
+            )
+        if kind != "custom_obj":
+            self._check_tensor(value, kind, fqn, arg)
+        self.entries.append(StateEntry(slot=vid, kind=kind, name=fqn))  # type: ignore[arg-type]
+        self.values[fqn] = value
+        self.vids.append(vid)
+        return value
+
+    def _check_tensor(self, value: object, kind: str, fqn: str, arg: str) -> None:
+        what = f"{kind} {fqn!r} (graph input {arg!r})"
+        if not isinstance(value, torch.Tensor):
+            raise ProgramError(f"{what}: expected a tensor, got {type(value).__name__}")
+        meta = self.tensor_meta.get(arg)
+        if not isinstance(meta, dict):
+            return
+        dtype = DTYPES.get(meta.get("dtype", -1))
+        if dtype is not None and value.dtype != dtype:
+            raise ProgramError(
+                f"{what}: the graph expects dtype {dtype_name(dtype)}, the value has "
+                f"{dtype_name(value.dtype)}"
+            )
+        sizes = meta.get("sizes")
+        if isinstance(sizes, list) and all(isinstance(s, dict) and "as_int" in s for s in sizes):
+            shape = [s["as_int"] for s in sizes]
+            if list(value.shape) != shape:
+                raise ProgramError(
+                    f"{what}: the graph expects shape {shape}, the value has {list(value.shape)}"
+                )
+
+
+def build_plan(
+    doc: Mapping[str, Any],
+    weights: Mapping[str, Any],
+    constants: Mapping[str, Any],
+    *,
+    custom_objs: Mapping[str, object],
+    allowed: frozenset[str],
+    source: str,
+) -> Plan:
+    """Validate an ExportedProgram JSON document and build its plan.
+
+    Raises:
+        ProgramError: naming ``source`` and the node, input or output at fault.
+    """
+    try:
+        return _build(doc, weights, constants, custom_objs, allowed, source)
+    except ProgramError as exc:
+        raise ProgramError(f"{source}: {exc}") from exc.__cause__
+
+
+def _build(
+    doc: Mapping[str, Any],
+    weights: Mapping[str, Any],
+    constants: Mapping[str, Any],
+    custom_objs: Mapping[str, object],
+    allowed: frozenset[str],
+    source: str,
+) -> Plan:
+    major, minor = check_schema_version(doc)
+    gm = field(doc, "graph_module", dict, "document")
+    graph = field(gm, "graph", dict, f"graph_module")
+    signature = field(gm, "signature", dict, f"graph_module")
+    nodes = field(graph, "nodes", list, f"graph")
+    tensor_meta = graph.get("tensor_values") or {}
+    values = _Values(source, nodes)
+    state = _State(source, weights, constants, custom_objs, tensor_meta)
+
+    input_vids, user_names = _read_inputs(signature, graph, values, state, source)
+    _check_custom_obj_names(custom_objs, state, source)
+
+    def resolve(target: str, where: str) -> Resolved:
+        return resolve_target(target, allowed, where)
+
+    drafts: list[Draft] = []
+    for i, node in enumerate(nodes):
+        drafts.append(draft_node(i, node, resolve, values.ref, values.define, values.object_of))
+
+    outputs, mutations, kept = _read_outputs(signature, values, state, user_names, source)
+    assignment = assign_slots(drafts, len(values.kinds), state.vids, input_vids, kept)
+    slot_of = assignment.slot_of
+
+    def slot(vid: int) -> int:
+        s = slot_of[vid]
+        assert s is not None  # kept values always get a slot
+        return s
+
+    plan_outputs = tuple(Slot(slot(o.index)) if isinstance(o, Slot) else o for o in outputs)
+    plan_mutations = tuple(Mutation(slot(m.slot), m.kind, m.target) for m in mutations)
+    call_sig = _module_call_signature(gm)
+    return Plan(
+        num_slots=assignment.num_slots,
+        inputs=tuple(None if v is None else slot_of[v] for v in input_vids),
+        state=tuple(StateEntry(slot(e.slot), e.kind, e.name) for e in state.entries),
+        state_values=state.values,
+        nodes=tuple(assignment.nodes),
+        outputs=plan_outputs,
+        mutations=plan_mutations,
+        metadata={
+            "source": source,
+            "schema_version": f"{major}.{minor}",
+            "torch_version": doc.get("torch_version"),
+            "allowed_namespaces": sorted(allowed),
+            "in_spec": call_sig.get("in_spec"),
+            "out_spec": call_sig.get("out_spec"),
+        },
+    )
+
+
+def _module_call_signature(gm: Mapping[str, Any]) -> Mapping[str, Any]:
+    graph = gm.get("module_call_graph")
+    if isinstance(graph, list) and graph and isinstance(graph[0], dict):
+        sig = graph[0].get("signature")
+        if isinstance(sig, dict):
+            return sig
+    return {}
+
+
+def _read_inputs(
+    signature: Mapping[str, Any],
+    graph: Mapping[str, Any],
+    values: _Values,
+    state: _State,
+    source: str,
+) -> tuple[list[int | None], dict[str, int]]:
+    """Define the graph inputs; return the flat user inputs' values and user input positions."""
+    specs = field(signature, "input_specs", list, f"signature")
+    graph_inputs = graph.get("inputs")
+    if isinstance(graph_inputs, list) and len(graph_inputs) != len(specs):
+        raise ProgramError(
+            f"the graph has {len(graph_inputs)} inputs but the signature describes "
+            f"{len(specs)}"
+        )
+    user: list[int | None] = []
+    user_names: dict[str, int] = {}
+    for i, spec in enumerate(specs):
+        where = f"input {i}"
+        kind, body = union(spec, f"{where}")
+        w = f"{where} ({kind})"
+        if kind == "user_input":
+            tag, payload = union(field(body, "arg", dict, w), w)
+            if tag in _USER_VALUE_TAGS:
+                name = _value_name(tag, payload, w)
+                user_names[name] = len(user)
+                user.append(values.define(name, _USER_VALUE_TAGS[tag], where))
+            else:  # a constant the graph was specialised for
+                static_scalar(tag, payload, w)
+                user.append(None)
+        elif kind == "constant_input":
+            name = field(body, "name", str, w)
+            ctag, cvalue = union(field(body, "value", dict, w), w)
+            values.consts[name] = Static(static_scalar(ctag, cvalue, w))
+            user.append(None)
+        elif kind in ("parameter", "buffer", "tensor_constant"):
+            name = field(field(body, "arg", dict, w), "name", str, w)
+            fqn_key = {"parameter": "parameter_name", "buffer": "buffer_name",
+                       "tensor_constant": "tensor_constant_name"}[kind]  # fmt: skip
+            vid = values.define(name, "tensor", where)
+            state_kind = "constant" if kind == "tensor_constant" else kind
+            state.add(vid, state_kind, field(body, fqn_key, str, w), name)
+        elif kind == "custom_obj":
+            arg = field(body, "arg", dict, w)
+            name = field(arg, "name", str, w)
+            vid = values.define(name, "custom_obj", where)
+            values.objects[vid] = state.add(
+                vid, "custom_obj", field(body, "custom_obj_name", str, w), name
+            )
+        else:
+            raise ProgramError(f"{w}: programs with {kind} inputs are not supported")
+    return user, user_names
+
+
+def _value_name(tag: str, payload: Any, where: str) -> str:
+    if tag in ("as_tensor", "as_custom_obj"):
+        return field(payload, "name", str, where)
+    inner, name = union(payload, where)
+    if inner != "as_name" or not isinstance(name, str):
+        raise ProgramError(f"{where}: expected a named {tag}, got {short(payload)}")
+    return name
+
+
+def _check_custom_obj_names(custom_objs: Mapping[str, object], state: _State, source: str) -> None:
+    known = {e.name for e in state.entries if e.kind == "custom_obj"}
+    for name in custom_objs:
+        if name not in known:
+            have = ", ".join(sorted(known)) or "none"
+            raise ProgramError(
+                f"custom_objs names {name!r}, but the program has no custom object of "
+                f"that name (it has: {have})"
+            )
+
+
+def _read_outputs(
+    signature: Mapping[str, Any],
+    values: _Values,
+    state: _State,
+    user_names: Mapping[str, int],
+    source: str,
+) -> tuple[list[Slot | Static], list[Mutation], list[int]]:
+    specs = field(signature, "output_specs", list, f"signature")
+    outputs: list[Slot | Static] = []
+    mutations: list[Mutation] = []
+    buffers = {e.name for e in state.entries if e.kind == "buffer"}
+    for i, spec in enumerate(specs):
+        where = f"output {i}"
+        kind, body = union(spec, f"{where}")
+        w = f"{where} ({kind})"
+        arg = field(body, "arg", dict, w)
+        if kind == "user_output":
+            tag, payload = union(arg, w)
+            if tag in _USER_VALUE_TAGS:
+                name = _value_name(tag, payload, w)
+                outputs.append(values.ref(name, _USER_VALUE_TAGS[tag], where))
+            else:
+                outputs.append(Static(static_scalar(tag, payload, w)))
+        elif kind == "loss_output":
+            outputs.append(values.ref(field(arg, "name", str, w), "tensor", where))
+        elif kind == "buffer_mutation":
+            ref = values.ref(field(arg, "name", str, w), "tensor", where)
+            target = field(body, "buffer_name", str, w)
+            if target not in buffers:
+                raise ProgramError(f"{w}: mutates {target!r}, which is not a buffer of the program")
+            mutations.append(Mutation(_vid(ref, w), "buffer", target))
+        elif kind == "user_input_mutation":
+            ref = values.ref(field(arg, "name", str, w), "tensor", where)
+            target_name = field(body, "user_input_name", str, w)
+            if target_name not in user_names:
+                raise ProgramError(f"{w}: mutates {target_name!r}, which is not a user input")
+            mutations.append(Mutation(_vid(ref, w), "user_input", user_names[target_name]))
+        else:
+            raise ProgramError(f"{w}: programs with {kind} outputs are not supported")
+    kept = [o.index for o in outputs if isinstance(o, Slot)] + [m.slot for m in mutations]
+    return outputs, mutations, kept
+
+
+def _vid(ref: Slot | Static, where: str) -> int:
+    if not isinstance(ref, Slot):
+        raise ProgramError(f"{where}: a mutation must write a tensor value")
+    return ref.index

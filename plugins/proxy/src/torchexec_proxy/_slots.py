@@ -1,0 +1,134 @@
+"""Liveness and slot assignment: value numbers -> a small set of reusable slots.
+
+Every value's last reader is computed first. Walking the nodes in order, the slots of the values a
+node reads for the last time are released; the node's outputs take released slots first (so the
+old value is dropped when the new one is stored, as ``x = op(x)`` does in eager code), and the
+released slots no output took are listed in the node's ``free_after``. State slots and the values
+the program returns are never released.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from torchexec_proxy._nodes import Draft
+from torchexec_proxy.plan import Arg, MixedList, PlanNode, Slot, SlotList
+
+__all__ = ["SlotAssignment", "assign_slots", "reads_of", "remap"]
+
+_NEVER = -1
+_FOREVER = 1 << 62
+
+
+def reads_of(args: Iterable[Arg]) -> list[int]:
+    """The value numbers an argument tuple reads (with repeats)."""
+    out: list[int] = []
+    for a in args:
+        if isinstance(a, Slot):
+            out.append(a.index)
+        elif isinstance(a, SlotList):
+            out.extend(i for i in a.items if i is not None)
+        elif isinstance(a, MixedList):
+            out.extend(i.index for i in a.items if isinstance(i, Slot))
+    return out
+
+
+def remap(a: Arg, slot_of: Sequence[int | None]) -> Arg:
+    """``a`` with value numbers replaced by slots."""
+    if isinstance(a, Slot):
+        return Slot(_slot(slot_of, a.index))
+    if isinstance(a, SlotList):
+        return SlotList(tuple(None if i is None else _slot(slot_of, i) for i in a.items))
+    if isinstance(a, MixedList):
+        return MixedList(
+            tuple(Slot(_slot(slot_of, i.index)) if isinstance(i, Slot) else i for i in a.items)
+        )
+    return a
+
+
+def _slot(slot_of: Sequence[int | None], value: int) -> int:
+    slot = slot_of[value]
+    if slot is None:  # pragma: no cover - the loader checks every read value is defined
+        raise AssertionError(f"value {value} has no slot")
+    return slot
+
+
+class SlotAssignment:
+    """The result of :func:`assign_slots`."""
+
+    def __init__(self, slot_of: list[int | None], nodes: list[PlanNode], num_slots: int) -> None:
+        self.slot_of = slot_of
+        self.nodes = nodes
+        self.num_slots = num_slots
+
+
+def assign_slots(
+    drafts: Sequence[Draft],
+    num_values: int,
+    state_values: Sequence[int],
+    input_values: Sequence[int | None],
+    kept_values: Iterable[int],
+) -> SlotAssignment:
+    """Assign slots and compute each node's ``free_after``.
+
+    Args:
+        drafts: the nodes, in order.
+        num_values: how many value numbers exist.
+        state_values: value numbers of the state (slots ``0..len-1``, never released).
+        input_values: value numbers of the user inputs (``None`` for constant inputs).
+        kept_values: values alive until the end (outputs, mutation sources).
+    """
+    last = [_NEVER] * num_values
+    node_reads: list[list[int]] = []
+    for k, d in enumerate(drafts):
+        reads = list(dict.fromkeys(reads_of((*d.args, *d.kwargs.values()))))
+        node_reads.append(reads)
+        for v in reads:
+            last[v] = k
+    for v in (*state_values, *kept_values):
+        last[v] = _FOREVER
+
+    slot_of: list[int | None] = [None] * num_values
+    for i, v in enumerate(state_values):
+        slot_of[v] = i
+    count = len(state_values)
+    for v in input_values:
+        if v is not None and last[v] != _NEVER:
+            slot_of[v] = count
+            count += 1
+
+    pool: list[int] = []
+    nodes: list[PlanNode] = []
+    for k, d in enumerate(drafts):
+        released = [slot_of[v] for v in node_reads[k] if last[v] == k]
+        dying: list[int] = [s for s in released if s is not None]
+        outputs: list[int | None] = []
+        for v in d.outputs:
+            if v is None or last[v] == _NEVER:
+                outputs.append(None)
+                continue
+            if dying:
+                slot = dying.pop()
+            elif pool:
+                slot = pool.pop()
+            else:
+                slot = count
+                count += 1
+            slot_of[v] = slot
+            outputs.append(slot)
+        pool.extend(dying)
+        nodes.append(
+            PlanNode(
+                name=d.name,
+                target=d.target,
+                kind=d.kind,
+                op=d.op,
+                args=tuple(remap(a, slot_of) for a in d.args),
+                kwargs={n: remap(a, slot_of) for n, a in d.kwargs.items()},
+                outputs=tuple(outputs),
+                returns_list=d.returns_list,
+                free_after=tuple(sorted(dying)),
+                returns_tuple=d.returns_tuple,
+            )
+        )
+    return SlotAssignment(slot_of, nodes, count)
