@@ -127,7 +127,7 @@ def test_prepare_checks_inputs() -> None:
     a, b = _args()
     run = torchexec.prepare(lambda x, y: x + y, a, b)
     assert torch.equal(run(a, b), a + b)
-    with pytest.raises(InputMismatchError, match="prepared for 2 inputs, got 1"):
+    with pytest.raises(InputMismatchError, match="expected 2 positional arguments, got 1"):
         run(a)
     with pytest.raises(
         InputMismatchError, match=r"args\[1\].*expected shape \[3, 4\], got \[2, 4\]"

@@ -153,14 +153,10 @@ class PreparedProgram:
     def check(self, leaves: Sequence[Any], spec: pytree.TreeSpec) -> None:
         """Raise :class:`~torchexec.InputMismatchError` unless the inputs match the prepared spec."""
         if spec != self.in_spec:
-            if spec.num_leaves != self.in_spec.num_leaves:
-                raise InputMismatchError(
-                    f"{self.program.name!r} was prepared for {self.in_spec.num_leaves} inputs, "
-                    f"got {spec.num_leaves}"
-                )
             raise InputMismatchError(
-                f"{self.program.name!r} was prepared for inputs structured as {self.in_spec}, "
-                f"got {spec}"
+                f"{self.program.name!r}: {_structure_mismatch(self.in_spec, spec)}. "
+                "Prepare the program again for inputs of another structure "
+                "(torchexec.execute does this automatically)."
             )
         for i, (x, want) in enumerate(zip(leaves, self.leaf_specs, strict=True)):
             if isinstance(want, TensorSpec):
@@ -178,6 +174,37 @@ class PreparedProgram:
                     "Prepare the program again for new input shapes or types "
                     "(torchexec.execute does this automatically)."
                 )
+
+
+def _structure_mismatch(want: pytree.TreeSpec, got: pytree.TreeSpec) -> str:
+    """Where two ``(args, kwargs)`` specs first differ, in words."""
+    want_args, want_kwargs = want.children()
+    got_args, got_kwargs = got.children()
+    if want_args.num_children != got_args.num_children:
+        return (
+            f"expected {want_args.num_children} positional arguments, got {got_args.num_children}"
+        )
+    for i, (w, g) in enumerate(zip(want_args.children(), got_args.children(), strict=True)):
+        if w != g:
+            return f"args[{i}]: expected {_spec_words(w)}, got {_spec_words(g)}"
+    if want_kwargs.context != got_kwargs.context:
+        return (
+            f"expected keyword arguments {sorted(want_kwargs.context or [])}, "
+            f"got {sorted(got_kwargs.context or [])}"
+        )
+    for key, w, g in zip(
+        want_kwargs.context, want_kwargs.children(), got_kwargs.children(), strict=True
+    ):
+        if w != g:
+            return f"kwargs[{key!r}]: expected {_spec_words(w)}, got {_spec_words(g)}"
+    return f"expected inputs structured as {want}, got {got}"
+
+
+def _spec_words(spec: pytree.TreeSpec) -> str:
+    if spec.is_leaf():
+        return "a single value"
+    kind = getattr(spec.type, "__name__", str(spec.type))
+    return f"a {kind} of {spec.num_leaves} values"
 
 
 def _tensor_mismatch(x: object, want: TensorSpec) -> str | None:

@@ -23,7 +23,9 @@ Extra = Callable[[Builder], dict[str, Any]]
 Scalars = Callable[[Builder], list[Any]]
 
 
-def unary(dtypes: Sequence[torch.dtype], extra: Scalars | None = None, kw: Extra | None = None) -> Rule:
+def unary(
+    dtypes: Sequence[torch.dtype], extra: Scalars | None = None, kw: Extra | None = None
+) -> Rule:
     """``op(x, *scalars, **kwargs)`` on one tensor of ``dtypes``."""
 
     def rule(b: Builder) -> Args:

@@ -51,11 +51,6 @@ std::string to_str(const IValue& v, const std::string& what) {
   return v.toStringRef();
 }
 
-bool to_bool(const IValue& v, const std::string& what) {
-  TORCH_CHECK(v.isBool(), what, " must be a bool, got ", v.tagKind());
-  return v.toBool();
-}
-
 TypePtr unwrap_optional(const TypePtr& t) {
   if (auto opt = t->cast<c10::OptionalType>()) {
     return opt->getElementType();
@@ -247,7 +242,10 @@ class Builder {
     for (const auto& o : items(f[6], "the node's outputs")) {
       outputs.push_back(to_int(o, "an output slot"));
     }
-    node.returns_list = to_bool(f[7], "returns_list");
+    const std::string result_mode = to_str(f[7], "the node's result mode");
+    TORCH_CHECK(result_mode == "values" || result_mode == "list" || result_mode == "tuple",
+                where_, ": result mode must be values, list or tuple, got '", result_mode, "'");
+    node.returns_list = result_mode == "list";
     std::vector<int64_t> frees;
     for (const auto& s : items(f[8], "the node's frees")) {
       frees.push_back(to_int(s, "a freed slot"));
@@ -274,7 +272,7 @@ class Builder {
     // Same order as run(): the call, then the frees, then the outputs are stored (so an output
     // may reuse a slot the call frees).
     compile_frees(node, frees, index);
-    bind_outputs(node, result_types, outputs);
+    bind_outputs(node, result_types, outputs, result_mode == "tuple");
     e_.max_stack_ = std::max({e_.max_stack_, node.steps.size(), node.outputs.size()});
     e_.nodes_.push_back(std::move(node));
   }
@@ -512,8 +510,10 @@ class Builder {
     }
   }
 
+  // "values": one output per returned value; "list": the single returned list spread over the
+  // outputs; "tuple": the returned values, or the elements of a single returned tuple.
   void bind_outputs(Node& node, const std::vector<TypePtr>& returns,
-                    const std::vector<int64_t>& outputs) {
+                    const std::vector<int64_t>& outputs, bool tuple) {
     std::vector<TypePtr> types;
     if (node.returns_list) {
       TORCH_CHECK(returns.size() == 1, where_, ": returns_list is set but the operator returns ",
@@ -522,16 +522,15 @@ class Builder {
       TORCH_CHECK(list != nullptr, where_, ": returns_list is set but the operator returns ",
                   returns[0]->repr_str());
       types.assign(outputs.size(), list->getElementType());
-    } else if (outputs.size() == returns.size()) {
-      types = returns;
-    } else if (returns.size() == 1 && returns[0]->kind() == TypeKind::TupleType &&
+    } else if (tuple && returns.size() == 1 && returns[0]->kind() == TypeKind::TupleType &&
                returns[0]->containedTypes().size() == outputs.size()) {
       node.unpack_tuple = true;
       auto contained = returns[0]->containedTypes();
       types.assign(contained.begin(), contained.end());
     } else {
-      TORCH_CHECK(false, where_, ": returns ", returns.size(), " values but the plan stores ",
-                  outputs.size());
+      TORCH_CHECK(outputs.size() == returns.size(), where_, ": returns ", returns.size(),
+                  " values but the plan stores ", outputs.size());
+      types = returns;
     }
     node.outputs = outputs;
     for (size_t i = 0; i < outputs.size(); ++i) {

@@ -52,6 +52,7 @@ enum class PyFn : uint8_t {
   kAdd, kSub, kMul, kFloorDiv, kMod, kTrueDiv, kPow, kNeg,
   kEq, kNe, kLt, kLe, kGt, kGe, kAnd, kOr, kNot,
   kMax, kMin, kCeil, kFloor, kTrunc, kToFloat, kToInt,
+  kPos, kLShift, kRShift, kIte, kSqrt,
 };
 
 struct Node {
@@ -140,6 +141,7 @@ c10::IValue python_call(PyFn fn, const c10::IValue* args);
 c10::IValue decode_static(const c10::IValue& encoded, const c10::TypePtr& type);
 // A dtype by its Python name ("float32", "int64", ...).
 c10::ScalarType parse_dtype(const std::string& name);
+std::string dtype_name(c10::ScalarType dtype);
 // An encoded static with no schema to guide it (program outputs, arguments of Any type).
 c10::IValue decode_static_untyped(const c10::IValue& encoded);
 

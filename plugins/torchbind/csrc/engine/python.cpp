@@ -144,11 +144,12 @@ IValue arith(PyFn fn, const IValue& a, const IValue& b) {
     case PyFn::kGe:
       return ints ? as_int(a) >= as_int(b) : as_double(a) >= as_double(b);
     case PyFn::kAnd:
-      TORCH_CHECK(a.isBool() && b.isBool(), "and_ expects bools");
-      return a.toBool() && b.toBool();
     case PyFn::kOr:
-      TORCH_CHECK(a.isBool() && b.isBool(), "or_ expects bools");
-      return a.toBool() || b.toBool();
+      if (a.isBool() && b.isBool()) {
+        return fn == PyFn::kAnd ? (a.toBool() && b.toBool()) : (a.toBool() || b.toBool());
+      }
+      TORCH_CHECK(ints, "and_/or_ take bools or ints");
+      return fn == PyFn::kAnd ? (as_int(a) & as_int(b)) : (as_int(a) | as_int(b));
     case PyFn::kMax:
       if (ints) {
         return std::max(as_int(a), as_int(b));
@@ -159,6 +160,21 @@ IValue arith(PyFn fn, const IValue& a, const IValue& b) {
         return std::min(as_int(a), as_int(b));
       }
       return std::min(as_double(a), as_double(b));
+    case PyFn::kLShift:
+    case PyFn::kRShift: {
+      TORCH_CHECK(ints, "shifts take ints");
+      const int64_t n = as_int(b);
+      TORCH_CHECK(n >= 0, "negative shift count");
+      const int64_t x = as_int(a);
+      if (fn == PyFn::kRShift) {
+        return n >= 63 ? (x < 0 ? int64_t{-1} : int64_t{0}) : (x >> n);
+      }
+      if (x == 0) {
+        return int64_t{0};
+      }
+      TORCH_CHECK(n < 63, "integer overflow in a SymInt expression");
+      return checked_mul(x, int64_t{1} << n);
+    }
     default:
       TORCH_CHECK(false, "not a binary function");
   }
@@ -180,6 +196,10 @@ IValue unary(PyFn fn, const IValue& a) {
       return integral(a) ? as_int(a) : to_int(std::trunc(as_double(a)));
     case PyFn::kToFloat:
       return as_double(a);
+    case PyFn::kPos:
+      return integral(a) ? IValue(as_int(a)) : IValue(as_double(a));
+    case PyFn::kSqrt:
+      return std::sqrt(as_double(a));
     default:
       TORCH_CHECK(false, "not a unary function");
   }
@@ -214,6 +234,11 @@ std::optional<PyFn> python_function(const std::string& target) {
       {"math.ceil", PyFn::kCeil},
       {"math.floor", PyFn::kFloor},
       {"math.trunc", PyFn::kTrunc},
+      {"_operator.pos", PyFn::kPos},
+      {"_operator.lshift", PyFn::kLShift},
+      {"_operator.rshift", PyFn::kRShift},
+      {"torch.sym_ite", PyFn::kIte},
+      {"torch._sym_sqrt", PyFn::kSqrt},
   };
   auto it = table.find(target);
   if (it == table.end()) {
@@ -231,7 +256,11 @@ int64_t python_arity(PyFn fn) {
     case PyFn::kTrunc:
     case PyFn::kToFloat:
     case PyFn::kToInt:
+    case PyFn::kPos:
+    case PyFn::kSqrt:
       return 1;
+    case PyFn::kIte:
+      return 3;
     default:
       return 2;
   }
@@ -251,13 +280,24 @@ c10::TypePtr python_result_type(PyFn fn, const std::vector<c10::TypePtr>& args) 
     case PyFn::kLe:
     case PyFn::kGt:
     case PyFn::kGe:
-    case PyFn::kAnd:
-    case PyFn::kOr:
     case PyFn::kNot:
       return c10::BoolType::get();
+    case PyFn::kAnd:
+    case PyFn::kOr:
+      if (args[0]->kind() == c10::TypeKind::BoolType &&
+          args[1]->kind() == c10::TypeKind::BoolType) {
+        return c10::BoolType::get();
+      }
+      return all_int ? c10::TypePtr(c10::IntType::get()) : c10::TypePtr(c10::NumberType::get());
     case PyFn::kTrueDiv:
     case PyFn::kToFloat:
+    case PyFn::kSqrt:
       return c10::FloatType::get();
+    case PyFn::kIte:
+      if (args[1]->kind() == args[2]->kind()) {
+        return args[1];
+      }
+      return c10::NumberType::get();
     case PyFn::kCeil:
     case PyFn::kFloor:
     case PyFn::kTrunc:
@@ -271,6 +311,10 @@ c10::TypePtr python_result_type(PyFn fn, const std::vector<c10::TypePtr>& args) 
 }
 
 IValue python_call(PyFn fn, const IValue* args) {
+  if (fn == PyFn::kIte) {
+    TORCH_CHECK(args[0].isBool(), "sym_ite expects a bool condition, got ", args[0].tagKind());
+    return args[0].toBool() ? args[1] : args[2];
+  }
   if (python_arity(fn) == 1) {
     return unary(fn, args[0]);
   }

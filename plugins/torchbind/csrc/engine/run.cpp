@@ -32,7 +32,7 @@ void Engine::check_inputs(const std::vector<IValue>& inputs) const {
       const at::Tensor& t = x.toTensor();
       TORCH_CHECK_VALUE(!spec.dtype.has_value() || t.scalar_type() == *spec.dtype,
                         "torchexec.Engine.run: input ", i, " must have dtype ",
-                        c10::toString(*spec.dtype), ", got ", c10::toString(t.scalar_type()));
+                        dtype_name(*spec.dtype), ", got ", dtype_name(t.scalar_type()));
       TORCH_CHECK_VALUE(
           !spec.device_type.has_value() ||
               (t.device().type() == *spec.device_type &&

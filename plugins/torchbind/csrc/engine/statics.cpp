@@ -173,6 +173,14 @@ c10::ScalarType parse_dtype(const std::string& name) {
   return it->second;
 }
 
+std::string dtype_name(c10::ScalarType dtype) {
+  try {
+    return "torch." + std::string(c10::getDtypeNames(dtype).first);
+  } catch (const c10::Error&) {
+    return c10::toString(dtype);
+  }
+}
+
 IValue decode_static(const IValue& encoded, const TypePtr& type) {
   Encoded e = split(encoded);
   TypePtr want = type;

@@ -1,0 +1,266 @@
+"""Run a :class:`~torchexec_proxy.plan.Plan` in Python: the hot path.
+
+At construction every plan node becomes a *step*, a tuple ``(code, fn, a, b, out, free)``. The
+common shapes run inline in the loop of :meth:`ProxyRunner.__call__` without a Python frame of
+their own:
+
+- code 1: ``slots[out] = fn(slots[a])``
+- code 2: ``slots[out] = fn(slots[a], slots[b])``
+- code 3: ``slots[out] = fn(slots[a], *b)`` (``b`` a tuple of constants)
+
+where ``fn`` is the operator's underlying builtin (``OpOverload._op``, which ``OpOverload.__call__``
+forwards to), trailing arguments equal to their schema defaults are left to the dispatcher, and
+``free`` is a slot to clear after the call (a scratch slot when there is none). Everything else
+(keyword arguments, tensor lists, several outputs, several slots to free, TorchBind calls) is
+code 0: ``fn(slots)``, a closure built here that does the whole node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+
+from torchexec import InputMismatchError
+from torchexec_proxy._schema import op_info
+from torchexec_proxy.plan import Arg, MixedList, Plan, PlanNode, Slot, SlotList, Static
+
+__all__ = ["ProxyRunner", "compile_step"]
+
+Step = tuple[int, Callable[..., Any], Any, Any, int, int]
+Slots = list[Any]
+
+
+def _same(a: object, b: object) -> bool:
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:  # pragma: no cover - exotic values never equal a default
+        return False
+
+
+def _call_args(node: PlanNode) -> tuple[list[Arg], dict[str, Arg]]:
+    """Positional and keyword arguments worth passing: schema defaults are dropped."""
+    args = list(node.args)
+    kwargs = dict(node.kwargs)
+    if node.kind != "op":
+        return args, kwargs
+    info = op_info(node.op)
+    positional = [a for a in info.args if not a.kwarg_only]
+    while args:
+        i = len(args) - 1
+        a = args[i]
+        spec = positional[i]
+        if isinstance(a, Static) and spec.has_default and _same(a.value, spec.default):
+            args.pop()
+        else:
+            break
+    for a_info in info.args:
+        if a_info.kwarg_only and a_info.name in kwargs:
+            v = kwargs[a_info.name]
+            if isinstance(v, Static) and a_info.has_default and _same(v.value, a_info.default):
+                del kwargs[a_info.name]
+    return args, kwargs
+
+
+def _callable(node: PlanNode) -> Callable[..., Any]:
+    op = node.op
+    if isinstance(op, torch._ops.OpOverload):
+        return op._op  # type: ignore[no-any-return]
+    return op  # type: ignore[no-any-return]
+
+
+def _reader(a: Arg) -> Callable[[Slots], Any] | None:
+    """A function reading a dynamic argument from the slots; ``None`` for a constant."""
+    if isinstance(a, Slot):
+        i = a.index
+        return lambda s: s[i]
+    if isinstance(a, SlotList):
+        items = a.items
+        if None in items:
+            return lambda s: [None if i is None else s[i] for i in items]
+        return lambda s: [s[i] for i in items]  # type: ignore[index]
+    if isinstance(a, MixedList):
+        mixed = tuple((True, x.index) if isinstance(x, Slot) else (False, x) for x in a.items)
+        return lambda s: [s[x] if dyn else x for dyn, x in mixed]
+    return None
+
+
+def _general(node: PlanNode, fn: Callable[..., Any], args: list[Arg],
+             kwargs: dict[str, Arg]) -> Callable[[Slots], None]:  # fmt: skip
+    """A closure that runs ``node`` completely: read, call, store outputs, free."""
+    template = [a.value if isinstance(a, Static) else None for a in args]
+    slot_reads = tuple((p, a.index) for p, a in enumerate(args) if isinstance(a, Slot))
+    other_reads = tuple(
+        (p, r) for p, a in enumerate(args) if not isinstance(a, (Slot, Static))
+        for r in (_reader(a),) if r is not None
+    )  # fmt: skip
+    kw_static = {n: a.value for n, a in kwargs.items() if isinstance(a, Static)}
+    kw_reads = tuple(
+        (n, r) for n, a in kwargs.items() for r in (_reader(a),) if r is not None
+    )
+    frees = node.free_after
+    outputs = node.outputs
+    multi = node.returns_tuple or node.returns_list
+    pairs = tuple((k, o) for k, o in enumerate(outputs) if o is not None)
+    single = outputs[0] if len(outputs) == 1 and not multi else None
+
+    def run(s: Slots) -> None:
+        a = template.copy()
+        for p, i in slot_reads:
+            a[p] = s[i]
+        for p, r in other_reads:
+            a[p] = r(s)
+        if kw_static or kw_reads:
+            kw = dict(kw_static)
+            for n, r in kw_reads:
+                kw[n] = r(s)
+            result = fn(*a, **kw)
+        else:
+            result = fn(*a)
+        if single is not None:
+            s[single] = result
+        elif multi:
+            for k, o in pairs:
+                s[o] = result[k]
+        for f in frees:
+            s[f] = None
+
+    return run
+
+
+def _torchbind(node: PlanNode, obj: object) -> Callable[[Slots], None]:
+    """A closure calling the TorchBind method ``node`` names on ``obj``."""
+    method_arg = node.args[1]
+    assert isinstance(method_arg, Static)
+    method = getattr(obj, str(method_arg.value))
+    rest = list(node.args[2:])
+    inner = _general(node, method, rest, {})
+    return inner
+
+
+def compile_step(node: PlanNode, scratch: int, state: Sequence[Any]) -> Step:
+    """Turn one plan node into a step (see the module docstring)."""
+    if node.kind == "torchbind":
+        obj_arg = node.args[0]
+        assert isinstance(obj_arg, Slot)
+        return (0, _torchbind(node, state[obj_arg.index]), 0, 0, scratch, scratch)
+    fn = _callable(node)
+    args, kwargs = _call_args(node)
+    single = len(node.outputs) == 1 and not (node.returns_tuple or node.returns_list)
+    frees = node.free_after
+    if single and not kwargs and args and isinstance(args[0], Slot):
+        out = node.outputs[0]
+        if out is None and not frees:
+            out = scratch
+        if out is not None and len(frees) <= 1:
+            free = frees[0] if frees else scratch
+            first = args[0].index
+            rest = args[1:]
+            if not rest:
+                return (1, fn, first, 0, out, free)
+            if len(rest) == 1 and isinstance(rest[0], Slot):
+                return (2, fn, first, rest[0].index, out, free)
+            if all(isinstance(a, Static) for a in rest):
+                consts = tuple(a.value for a in rest)  # type: ignore[union-attr]
+                return (3, fn, first, consts, out, free)
+    return (0, _general(node, fn, args, kwargs), 0, 0, scratch, scratch)
+
+
+class ProxyRunner:
+    """Runs a plan: ``runner(*flat_user_inputs)`` -> list of flat user outputs.
+
+    Buffer and user-input mutations the program returns (functional programs) are copied back
+    into the buffer or the caller's tensor after the run.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        scratch = plan.num_slots
+        template: list[Any] = [None] * (scratch + 1)
+        for entry in plan.state:
+            template[entry.slot] = plan.state_values[entry.name]
+        self._template = template
+        self._num_inputs = len(plan.inputs)
+        self._inputs = tuple((i, s) for i, s in enumerate(plan.inputs) if s is not None)
+        self._steps: tuple[Step, ...] = tuple(
+            compile_step(node, scratch, template) for node in plan.nodes
+        )
+        self._outputs = tuple(
+            (True, o.index) if isinstance(o, Slot) else (False, o.value) for o in plan.outputs
+        )
+        self._plain_outputs = all(dyn for dyn, _ in self._outputs)
+        self._output_slots = tuple(i for _, i in self._outputs)
+        self._buffer_updates = tuple(
+            (m.slot, plan.state_values[str(m.target)]) for m in plan.mutations
+            if m.kind == "buffer"
+        )  # fmt: skip
+        self._input_updates = tuple(
+            (m.slot, int(m.target)) for m in plan.mutations if m.kind == "user_input"
+        )
+        self._mutates = bool(plan.mutations)
+
+    def __repr__(self) -> str:
+        return (
+            f"ProxyRunner({self.plan.metadata.get('source', '?')!r}, "
+            f"{len(self.plan.nodes)} nodes, {self.plan.num_slots} slots)"
+        )
+
+    def _start(self, args: tuple[Any, ...]) -> Slots:
+        if len(args) != self._num_inputs:
+            raise InputMismatchError(
+                f"the program takes {self._num_inputs} flat inputs, got {len(args)}"
+            )
+        s = self._template.copy()
+        for i, slot in self._inputs:
+            s[slot] = args[i]
+        return s
+
+    def _finish(self, s: Slots, args: tuple[Any, ...]) -> list[Any]:
+        if self._mutates:
+            with torch.no_grad():
+                for slot, buffer in self._buffer_updates:
+                    buffer.copy_(s[slot])
+                for slot, index in self._input_updates:
+                    args[index].copy_(s[slot])
+        if self._plain_outputs:
+            return [s[i] for i in self._output_slots]
+        return [s[v] if dyn else v for dyn, v in self._outputs]
+
+    def __call__(self, *args: Any) -> list[Any]:
+        s = self._start(args)
+        for code, fn, a, b, out, free in self._steps:
+            if code == 2:
+                s[out] = fn(s[a], s[b])
+            elif code == 1:
+                s[out] = fn(s[a])
+            elif code == 3:
+                s[out] = fn(s[a], *b)
+            else:
+                fn(s)
+            s[free] = None
+        return self._finish(s, args)
+
+    def trace(self, *args: Any) -> Iterator[tuple[str, Sequence[Any]]]:
+        """Run step by step, yielding ``(node name, slots)`` after each node.
+
+        The same steps as a call run, so a test can watch values being freed; the slot list is
+        live (do not keep it). The last item is ``("<outputs>", outputs)``.
+        """
+        s = self._start(args)
+        for node, (code, fn, a, b, out, free) in zip(self.plan.nodes, self._steps, strict=True):
+            if code == 2:
+                s[out] = fn(s[a], s[b])
+            elif code == 1:
+                s[out] = fn(s[a])
+            elif code == 3:
+                s[out] = fn(s[a], *b)
+            else:
+                fn(s)
+            s[free] = None
+            yield node.name, s[: self.plan.num_slots]
+        yield "<outputs>", self._finish(s, args)
