@@ -1,7 +1,7 @@
 """Build the two shared libraries of torchexec-torchbind against the installed torch.
 
-- ``torchexec_torchbind._engine``: the ``torch.classes.torchexec.Engine`` TorchBind class.
-- ``torchexec_torchbind._testing_lib``: TorchBind test classes (namespace ``torchexec_testing``),
+- ``torchexec_torchbind._lib_engine``: the ``torch.classes.torchexec.Engine`` TorchBind class.
+- ``torchexec_torchbind._lib_testing``: TorchBind test classes (namespace ``torchexec_testing``),
   loaded only by ``torchexec_torchbind.testing.load()``.
 
 Neither is a Python module: both only register operators and classes with ``TORCH_LIBRARY``
@@ -15,20 +15,20 @@ from torch.utils.cpp_extension import BuildExtension, CppExtension
 
 HERE = Path(__file__).parent
 CSRC = Path("csrc")
-FLAGS = {"cxx": ["-O3", "-Wall", "-Wno-unused-function"]}
+FLAGS = {"cxx": ["-O3", "-g0", "-Wall", "-Wno-unused-function"]}
 
 engine_sources = sorted(str(p) for p in (CSRC / "engine").glob("*.cpp"))
 
 setup(
     ext_modules=[
         CppExtension(
-            "torchexec_torchbind._engine",
+            "torchexec_torchbind._lib_engine",
             engine_sources,
             include_dirs=[str((HERE / CSRC / "engine").resolve())],
             extra_compile_args=FLAGS,
         ),
         CppExtension(
-            "torchexec_torchbind._testing_lib",
+            "torchexec_torchbind._lib_testing",
             [str(CSRC / "testing.cpp")],
             extra_compile_args=FLAGS,
         ),

@@ -141,9 +141,21 @@ def make_input(spec: InputSpec) -> torch.Tensor:
     return _view(_base_values(spec), spec)
 
 
+def _dense(x: torch.Tensor) -> bool:
+    """Whether ``x``'s elements fill its memory exactly once in some dim order."""
+    if x.numel() <= 1:
+        return True
+    expected = 1
+    for stride, size in sorted((st, sz) for sz, st in zip(x.shape, x.stride(), strict=True) if sz != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
 def clone_input(x: torch.Tensor) -> torch.Tensor:
     """A copy of ``x`` with the same strides where that is possible (dense, non-overlapping)."""
-    if x.is_non_overlapping_and_dense():
+    if _dense(x):
         out = torch.empty_strided(x.size(), x.stride(), dtype=x.dtype, device=x.device)
         out.copy_(x)
         return out

@@ -267,16 +267,12 @@ def convert_untyped(tag: str, payload: Any, refs: Refs, where: str) -> Arg:
     return Static(static_scalar(tag, payload, where))
 
 
-def convert_argument(
-    serialized: object, info: ArgInfo, refs: Refs, where: str
-) -> Arg:
+def convert_argument(serialized: object, info: ArgInfo, refs: Refs, where: str) -> Arg:
     """Convert ``serialized`` for the schema argument ``info``, checking its type."""
     tag, payload = union(serialized, where)
     accepted = _accepted(info)
     if tag not in accepted:
-        empty_list = (
-            info.kind == "ListType" and tag in _EMPTY_LIST_TAGS and payload == []
-        )
+        empty_list = info.kind == "ListType" and tag in _EMPTY_LIST_TAGS and payload == []
         if not empty_list:
             want = ", ".join(sorted(accepted)) or "nothing the proxy can pass"
             raise ProgramError(

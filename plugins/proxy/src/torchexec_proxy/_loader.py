@@ -70,8 +70,7 @@ class _Values:
         kind = self.kinds[vid]
         if kind != want:
             raise ProgramError(
-                f"{where}: expected {_KIND_WORDS[want]}, but {name!r} is "
-                f"{_KIND_WORDS[kind]}"
+                f"{where}: expected {_KIND_WORDS[want]}, but {name!r} is {_KIND_WORDS[kind]}"
             )
         return Slot(vid)
 
@@ -88,7 +87,7 @@ class _Values:
     def object_of(self, arg: Arg) -> object:
         if isinstance(arg, Slot) and arg.index in self.objects:
             return self.objects[arg.index]
-        raise ProgramError(f"call_torchbind on something that is not a program "
+        raise ProgramError("call_torchbind on something that is not a program "
                            "custom object")  # fmt: skip
 
 
@@ -205,9 +204,9 @@ def _build(
 ) -> Plan:
     major, minor = check_schema_version(doc)
     gm = field(doc, "graph_module", dict, "document")
-    graph = field(gm, "graph", dict, f"graph_module")
-    signature = field(gm, "signature", dict, f"graph_module")
-    nodes = field(graph, "nodes", list, f"graph")
+    graph = field(gm, "graph", dict, "graph_module")
+    signature = field(gm, "signature", dict, "graph_module")
+    nodes = field(graph, "nodes", list, "graph")
     tensor_meta = graph.get("tensor_values") or {}
     values = _Values(source, nodes)
     state = _State(source, weights, constants, custom_objs, tensor_meta)
@@ -270,12 +269,11 @@ def _read_inputs(
     source: str,
 ) -> tuple[list[int | None], dict[str, int]]:
     """Define the graph inputs; return the flat user inputs' values and user input positions."""
-    specs = field(signature, "input_specs", list, f"signature")
+    specs = field(signature, "input_specs", list, "signature")
     graph_inputs = graph.get("inputs")
     if isinstance(graph_inputs, list) and len(graph_inputs) != len(specs):
         raise ProgramError(
-            f"the graph has {len(graph_inputs)} inputs but the signature describes "
-            f"{len(specs)}"
+            f"the graph has {len(graph_inputs)} inputs but the signature describes {len(specs)}"
         )
     user: list[int | None] = []
     user_names: dict[str, int] = {}
@@ -343,7 +341,7 @@ def _read_outputs(
     user_names: Mapping[str, int],
     source: str,
 ) -> tuple[list[Slot | Static], list[Mutation], list[int]]:
-    specs = field(signature, "output_specs", list, f"signature")
+    specs = field(signature, "output_specs", list, "signature")
     outputs: list[Slot | Static] = []
     mutations: list[Mutation] = []
     buffers = {e.name for e in state.entries if e.kind == "buffer"}

@@ -97,7 +97,9 @@ def _inputs(node: dict[str, Any], where: str) -> list[tuple[str, object, int | N
         w = f"{where}, input {i}"
         name = json_field(named, "name", str, w)
         kind = named.get("kind") if isinstance(named, dict) else None
-        out.append((name, json_field(named, "arg", dict, w), kind if isinstance(kind, int) else None))
+        out.append(
+            (name, json_field(named, "arg", dict, w), kind if isinstance(kind, int) else None)
+        )
     return out
 
 
@@ -114,9 +116,7 @@ def _bind(
         index = info.index.get(name)
         if index is None:
             known = ", ".join(a.name for a in info.args) or "none"
-            raise ProgramError(
-                f"{where}: {what} has no argument {name!r} (its arguments: {known})"
-            )
+            raise ProgramError(f"{where}: {what} has no argument {name!r} (its arguments: {known})")
         if index in given:
             raise ProgramError(f"{where}: argument {name!r} is given twice")
         given[index] = arg
@@ -266,15 +266,16 @@ def _torchbind_node(
     schema = method_schema(obj, class_fqn, method, where)
     info = schema_info(schema, skip_self=True)
     rest: list[tuple[str, object, int | None]] = []
-    for position, (arg_name, arg, kind) in enumerate(inputs[2:]):
-        if arg_name == "":  # positional, as torch.export writes higher-order operator inputs
+    for position, (given_name, arg, kind) in enumerate(inputs[2:]):
+        bound_name = given_name
+        if given_name == "":  # positional, as torch.export writes higher-order operator inputs
             if position >= len(info.args):
                 raise ProgramError(
                     f"{where}: method {class_fqn}.{method} takes {len(info.args)} arguments, "
-                    f"the node passes more"
+                    "the node passes more"
                 )
-            arg_name = info.args[position].name
-        rest.append((arg_name, arg, kind))
+            bound_name = info.args[position].name
+        rest.append((bound_name, arg, kind))
     args, kwargs = _bind(info, rest, refs, where, f"method {class_fqn}.{method}")
     if kwargs:
         args.extend(kwargs.values())
@@ -298,14 +299,14 @@ def method_schema(obj: object, class_fqn: str, method: str, where: str) -> torch
             f"{where}: the custom object is a {type(obj).__name__}, expected a TorchBind object "
             f"of class {class_fqn}"
         )
-    actual = obj._type().qualified_name()  # type: ignore[attr-defined]
+    actual = obj._type().qualified_name()
     if actual != class_fqn:
         raise ProgramError(
             f"{where}: the program expects a {class_fqn} object, got a {actual} object"
         )
     if method.startswith("__") or not obj._has_method(method):  # type: ignore[attr-defined]
         raise ProgramError(f"{where}: class {class_fqn} has no method {method!r}")
-    schema: torch.FunctionSchema = obj._get_method(method).schema  # type: ignore[attr-defined]
+    schema: torch.FunctionSchema = obj._get_method(method).schema
     return schema
 
 

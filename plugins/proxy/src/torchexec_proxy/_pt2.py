@@ -115,7 +115,7 @@ class _PayloadReader:
         if path_name.startswith("custom_obj"):
             # TorchScript's object pickle: rebuilds only registered TorchBind classes.
             try:
-                obj = torch._C._pickle_load_obj(data)  # type: ignore[attr-defined]
+                obj = torch._C._pickle_load_obj(data)
             except Exception as exc:
                 raise ProgramError(
                     f"{self.path}: cannot load the TorchBind object {name!r} from {entry} "
@@ -203,7 +203,9 @@ class _PayloadReader:
             return torch.nn.Parameter(tensor, requires_grad=requires_grad)
         return tensor
 
-    def _storage(self, entry: str, dtype: torch.dtype, sizes: list[int], where: str) -> torch.Tensor:
+    def _storage(
+        self, entry: str, dtype: torch.dtype, sizes: list[int], where: str
+    ) -> torch.Tensor:
         data = self.archive.read(entry)
         itemsize = torch.empty((), dtype=dtype).element_size()
         if len(data) % itemsize:
@@ -235,4 +237,3 @@ def _ints(items: list[Any], where: str) -> list[int]:
             )
         out.append(value)
     return out
-

@@ -70,7 +70,7 @@ def _call_args(node: PlanNode) -> tuple[list[Arg], dict[str, Arg]]:
 def _callable(node: PlanNode) -> Callable[..., Any]:
     op = node.op
     if isinstance(op, torch._ops.OpOverload):
-        return op._op  # type: ignore[no-any-return]
+        return op._op
     return op  # type: ignore[no-any-return]
 
 
@@ -100,9 +100,7 @@ def _general(node: PlanNode, fn: Callable[..., Any], args: list[Arg],
         for r in (_reader(a),) if r is not None
     )  # fmt: skip
     kw_static = {n: a.value for n, a in kwargs.items() if isinstance(a, Static)}
-    kw_reads = tuple(
-        (n, r) for n, a in kwargs.items() for r in (_reader(a),) if r is not None
-    )
+    kw_reads = tuple((n, r) for n, a in kwargs.items() for r in (_reader(a),) if r is not None)
     frees = node.free_after
     outputs = node.outputs
     multi = node.returns_tuple or node.returns_list

@@ -92,21 +92,22 @@ def assign_slots(
     for i, v in enumerate(state_values):
         slot_of[v] = i
     count = len(state_values)
-    for v in input_values:
-        if v is not None and last[v] != _NEVER:
-            slot_of[v] = count
+    for iv in input_values:
+        if iv is not None and last[iv] != _NEVER:
+            slot_of[iv] = count
             count += 1
 
     pool: list[int] = []
     nodes: list[PlanNode] = []
     for k, d in enumerate(drafts):
         released = [slot_of[v] for v in node_reads[k] if last[v] == k]
-        dying: list[int] = [s for s in released if s is not None]
+        dying: list[int] = [r for r in released if r is not None]
         outputs: list[int | None] = []
-        for v in d.outputs:
-            if v is None or last[v] == _NEVER:
+        for ov in d.outputs:
+            if ov is None or last[ov] == _NEVER:
                 outputs.append(None)
                 continue
+            slot: int
             if dying:
                 slot = dying.pop()
             elif pool:
@@ -114,7 +115,7 @@ def assign_slots(
             else:
                 slot = count
                 count += 1
-            slot_of[v] = slot
+            slot_of[ov] = slot
             outputs.append(slot)
         pool.extend(dying)
         nodes.append(

@@ -127,7 +127,7 @@ def _lookup(ns: str, name: str, overload: str) -> torch._ops.OpOverload | None:
         packet = getattr(namespace, name)
     except (AttributeError, RuntimeError):
         return None
-    if not isinstance(packet, torch._ops.OpOverloadPacket) or overload not in packet.overloads():
+    if not isinstance(packet, torch._ops.OpOverloadPacket) or overload not in packet.overloads():  # type: ignore[no-untyped-call]
         return None
     op = getattr(packet, overload)
     if not isinstance(op, torch._ops.OpOverload):
@@ -137,8 +137,10 @@ def _lookup(ns: str, name: str, overload: str) -> torch._ops.OpOverload | None:
 
 
 def _check_names(parts: Iterable[str], target: str, where: str) -> None:
+    # Dunder operator names exist (aten::__and__); they are safe because a name is only used as
+    # an attribute after the dispatcher confirmed an operator of that name exists.
     for part in parts:
-        if not _NAME.match(part) or part.startswith("__"):
+        if not _NAME.match(part):
             raise ProgramError(f"{where}: malformed operator target {target!r}")
 
 
@@ -150,6 +152,11 @@ def resolve_target(target: str, allowed: frozenset[str], where: str) -> Resolved
     if target == CALL_TORCHBIND:
         return Resolved("torchbind", torch.ops.higher_order.call_torchbind, None)
     parts = target.split(".")
+    if len(parts) == 4 and parts[:3] == ["torch", "ops", "higher_order"]:
+        raise ProgramError(
+            f"{where}: the higher-order operator {target!r} is not supported by the proxy "
+            "executor (only call_torchbind is)"
+        )
     if len(parts) != 5 or parts[0] != "torch" or parts[1] != "ops":
         raise ProgramError(
             f"{where}: unknown target {target!r}; expected an operator "
@@ -158,11 +165,6 @@ def resolve_target(target: str, allowed: frozenset[str], where: str) -> Resolved
         )
     _, _, ns, name, overload = parts
     _check_names((ns, name, overload), target, where)
-    if ns == "higher_order":
-        raise ProgramError(
-            f"{where}: the higher-order operator {target!r} is not supported by the proxy "
-            "executor (only call_torchbind is)"
-        )
     return _resolve_op(ns, name, overload, target, allowed, where)
 
 

@@ -451,6 +451,15 @@ class Builder {
     } else if (tag == "slot") {
       const int64_t slot = to_int(a[1], what + " slot");
       const TypePtr have = read(slot, what);
+      const auto hk = have->kind();
+      if (unwrap_optional(want)->kind() == TypeKind::TensorType &&
+          (hk == TypeKind::IntType || hk == TypeKind::FloatType || hk == TypeKind::BoolType ||
+           hk == TypeKind::NumberType)) {
+        // A SymInt/SymFloat where the schema takes a tensor (aten.mul.Tensor(x, n)): wrapped
+        // into a number tensor at run time, as torch.ops does for Python numbers.
+        node.steps.push_back({StepKind::kNumberToTensor, slot});
+        return;
+      }
       TORCH_CHECK(accepts(have, want), where_, ": ", what, " expects ", want->repr_str(),
                   " but slot ", slot, " holds ", have->repr_str());
       node.steps.push_back({StepKind::kSlot, slot});

@@ -32,6 +32,7 @@ enum class StepKind : uint8_t {
   kTensorList,     // build a Tensor[] from lists[index]
   kOptTensorList,  // build a Tensor?[] from lists[index] (-1 = None)
   kIntList,        // build an int[] from mixed[index]
+  kNumberToTensor, // a number read from slots[index] where a tensor is expected (wrapped)
 };
 
 struct Step {

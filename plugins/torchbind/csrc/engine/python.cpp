@@ -37,24 +37,26 @@ bool integral(const IValue& v) {
   return v.isInt() || v.isBool();
 }
 
-int64_t checked(bool overflow, int64_t value) {
+void check_overflow(bool overflow) {
   TORCH_CHECK(!overflow, "integer overflow in a SymInt expression");
-  return value;
 }
 
 int64_t checked_add(int64_t a, int64_t b) {
   int64_t r = 0;
-  return checked(__builtin_add_overflow(a, b, &r), r);
+  check_overflow(__builtin_add_overflow(a, b, &r));
+  return r;
 }
 
 int64_t checked_sub(int64_t a, int64_t b) {
   int64_t r = 0;
-  return checked(__builtin_sub_overflow(a, b, &r), r);
+  check_overflow(__builtin_sub_overflow(a, b, &r));
+  return r;
 }
 
 int64_t checked_mul(int64_t a, int64_t b) {
   int64_t r = 0;
-  return checked(__builtin_mul_overflow(a, b, &r), r);
+  check_overflow(__builtin_mul_overflow(a, b, &r));
+  return r;
 }
 
 int64_t to_int(double d) {

@@ -4,6 +4,7 @@
 #include "engine.h"
 
 #include <ATen/ATen.h>
+#include <ATen/ScalarOps.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
@@ -105,6 +106,12 @@ std::vector<IValue> Engine::run(std::vector<IValue> inputs) const {
             }
           }
           stack.emplace_back(std::move(list));
+          break;
+        }
+        case StepKind::kNumberToTensor: {
+          at::Tensor t = at::scalar_to_tensor(slots[static_cast<size_t>(step.index)].toScalar());
+          t.unsafeGetTensorImpl()->set_wrapped_number(true);
+          stack.emplace_back(std::move(t));
           break;
         }
         case StepKind::kIntList: {

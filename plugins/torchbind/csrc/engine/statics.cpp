@@ -4,6 +4,7 @@
 
 #include "engine.h"
 
+#include <ATen/ScalarOps.h>
 #include <c10/core/Layout.h>
 #include <c10/core/MemoryFormat.h>
 #include <c10/core/ScalarType.h>
@@ -261,6 +262,24 @@ IValue decode_static(const IValue& encoded, const TypePtr& type) {
       if (e.tag == "tensor") {
         TORCH_CHECK(e.payload.isTensor(), "static 'tensor' needs a tensor payload");
         return e.payload;
+      }
+      // A number where a tensor is expected (aten.add.Tensor(x, 1) in a graph) becomes a
+      // wrapped-number tensor, exactly as torch.ops converts it when called from Python, so
+      // type promotion treats it as a scalar.
+      if (e.tag == "int" || e.tag == "float" || e.tag == "bool" || e.tag == "complex") {
+        at::Scalar scalar;
+        if (e.tag == "int") {
+          scalar = payload_int(e);
+        } else if (e.tag == "float") {
+          scalar = payload_double(e);
+        } else if (e.tag == "bool") {
+          scalar = payload_bool(e);
+        } else {
+          scalar = payload_complex(e);
+        }
+        at::Tensor t = at::scalar_to_tensor(scalar);
+        t.unsafeGetTensorImpl()->set_wrapped_number(true);
+        return t;
       }
       mismatch(want, e);
     default:

@@ -15,12 +15,12 @@ _HERE = Path(__file__).parent
 _LOCK = threading.Lock()
 _LOADED: set[str] = set()
 
-ENGINE_LIBRARY = "_engine"
-TESTING_LIBRARY = "_testing_lib"
+ENGINE_LIBRARY = "_lib_engine"
+TESTING_LIBRARY = "_lib_testing"
 
 
 def library_path(name: str) -> Path:
-    """The built shared library ``name`` (``_engine`` or ``_testing_lib``) in this package.
+    """The built shared library ``name`` (``_lib_engine`` or ``_lib_testing``) in this package.
 
     Raises:
         ExecutorLoadError: it was not built.

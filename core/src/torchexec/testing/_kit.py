@@ -1,0 +1,248 @@
+"""``Kit``: the state of one conformance run (options, checker, report) and its tiers."""
+
+from __future__ import annotations
+
+import random
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+import torchexec
+from torchexec.testing import contract
+from torchexec.testing.catalog import CATALOG
+from torchexec.testing.compare import Tolerances
+from torchexec.testing.report import ExecutorReport, Failure, Report
+from torchexec.testing.runner import Case, Checker, ReferenceFailure
+from torchexec.testing.skips import SkipList
+
+__all__ = ["PROFILES", "Kit", "KitOptions", "Profile", "quiet"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much a run generates.
+
+    Attributes:
+        max_examples: generated programs (the generated tier).
+        torchbind_examples: programs with TorchBind calls.
+        opinfo_samples: samples per OpInfo.
+        derandomize: the same examples every run (no database, no random seed).
+    """
+
+    max_examples: int
+    torchbind_examples: int
+    opinfo_samples: int
+    derandomize: bool
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(max_examples=25, torchbind_examples=8, opinfo_samples=1, derandomize=False),
+    "ci": Profile(max_examples=300, torchbind_examples=40, opinfo_samples=2, derandomize=True),
+}
+"""``quick`` is the default; ``ci`` is derandomized and larger."""
+
+
+@dataclass
+class KitOptions:
+    """The options of a run (the pytest options map onto these)."""
+
+    executors: list[str]
+    reference: str = "aten"
+    profile: str = "quick"
+    max_examples: int | None = None
+    opinfo_samples: int | None = None
+    seed: int | None = None
+    report: Path | None = None
+    skips: list[Path] = field(default_factory=list)
+    tolerances: Path | None = None
+    executor_options: dict[str, dict[str, object]] = field(default_factory=dict)
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Silence Python warnings raised while tracing and running thousands of programs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _hypothesis_settings(profile: str, p: Profile) -> None:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        f"torchexec-{profile}",
+        max_examples=p.max_examples,
+        derandomize=p.derandomize,
+        database=None if p.derandomize else settings.default.database,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+            HealthCheck.large_base_example,
+            HealthCheck.function_scoped_fixture,
+        ],
+    )
+
+
+for _name, _p in PROFILES.items():
+    _hypothesis_settings(_name, _p)
+
+
+class Kit:
+    """One conformance run: options, the checker, the report, and the tiers."""
+
+    def __init__(self, options: KitOptions) -> None:
+        if options.profile not in PROFILES:
+            raise ValueError(f"unknown profile {options.profile!r}; known: {sorted(PROFILES)}")
+        self.options = options
+        self.profile = PROFILES[options.profile]
+        self.executors = list(dict.fromkeys(options.executors))
+        self.reference = options.reference
+        self.max_examples = options.max_examples or self.profile.max_examples
+        self.torchbind_examples = (
+            max(4, options.max_examples * 2 // 15)
+            if options.max_examples
+            else self.profile.torchbind_examples
+        )
+        self.opinfo_samples = (
+            self.profile.opinfo_samples if options.opinfo_samples is None else options.opinfo_samples
+        )
+        self.seed = options.seed if options.seed is not None else random.randrange(2**32)
+        tolerances = Tolerances.shipped()
+        if options.tolerances is not None:
+            tolerances = tolerances.merged(Tolerances.load(options.tolerances))
+        self.skips = SkipList.load(options.skips)
+        self.journal = None if options.report is None else options.report.with_suffix(".journal")
+        self.report = Report(reference=self.reference, profile=options.profile, seed=self.seed_text)
+        self.report.versions = {"torch": torch.__version__, "torchexec": torchexec.__version__}
+        self.report.catalog = [op.name for op in CATALOG]
+        self.tiers_run: set[str] = set()
+        self.known_ids: set[str] = set()
+        self._checker: Checker | None = None
+        self._tolerances = tolerances
+        infos = {i.name: i for i in torchexec.list_executors()}
+        for name in self.executors:
+            info = infos.get(name)
+            caps = info.capabilities if info is not None else None
+            self.report.executors[name] = ExecutorReport(
+                name=name,
+                bitwise=bool(caps.bitwise) if caps is not None else True,
+                distribution=f"{info.distribution} {info.version}".strip() if info else "",
+                capabilities=caps.as_dict() if caps is not None else {},
+            )
+
+    @property
+    def seed_text(self) -> str:
+        """How to get the same examples again."""
+        if self.profile.derandomize:
+            return f"derandomized ({self.options.profile} profile: the same examples every run)"
+        return f"{self.seed} (rerun with --hypothesis-seed={self.seed})"
+
+    @property
+    def checker(self) -> Checker:
+        """The checker (loads the executors on first use, so errors surface in a test)."""
+        if self._checker is None:
+            torchexec.get_executor(self.reference)
+            self._checker = Checker(
+                self.executors,
+                self.reference,
+                tolerances=self._tolerances,
+                skips=self.skips,
+                journal=self.journal,
+                options=self.options.executor_options,
+            )
+        return self._checker
+
+    # --- recording --------------------------------------------------------------------------
+
+    def record(self, tier: str, outcomes: dict[str, object]) -> None:
+        """Count one example's outcomes."""
+        from torchexec.testing.runner import Outcome
+
+        for name, o in outcomes.items():
+            assert isinstance(o, Outcome)
+            self.report.executor(name).tier(tier).add(o.status)
+            if o.skip is not None:
+                key = (o.skip.prefix, o.skip.reason, o.skip.source)
+                self.report.executor(name).xfails[key] += 1
+
+    def add_failure(self, failure: Failure) -> None:
+        """Add a failure to its executor's section."""
+        self.report.executor(failure.executor).failures.append(failure)
+
+    # --- tiers ------------------------------------------------------------------------------
+
+    def run_contract(self, executor: str, which: str) -> str | None:
+        """Run one contract check; returns the skips reason if it is a listed failure."""
+        self.tiers_run.add("contract")
+        cid = f"{executor}::contract::{which}"
+        try:
+            with quiet():
+                contract.check(executor, which)
+        except Exception as exc:
+            entry = self.skips.match([cid])
+            message = f"{type(exc).__name__}: {exc}"
+            if entry is not None:
+                self.skips.mark_used(entry)
+                self.report.executor(executor).contract[which] = f"xfailed: {entry.reason}"
+                return entry.reason
+            self.report.executor(executor).contract[which] = message
+            self.add_failure(Failure(cid, executor, "contract", "raised", None, message))
+            raise
+        self.report.executor(executor).contract[which] = "passed"
+        return None
+
+    def run_programs(self, tier: str) -> None:
+        """The generated (or torchbind) tier: hypothesis programs on every executor."""
+        from torchexec.testing._programs import run_program_tier
+
+        self.tiers_run.add(tier)
+        run_program_tier(self, tier)
+
+    def run_opinfo(self, name: str) -> None:
+        """One OpInfo's samples on every executor."""
+        from torchexec.testing._opinfo_tier import run_opinfo
+
+        self.tiers_run.add("opinfo")
+        run_opinfo(self, name)
+
+    def reference_or_none(self, case: Case) -> list[list[object]] | None:
+        """The reference results, or ``None`` (counted as a warning) if the reference fails."""
+        try:
+            return self.checker.reference_results(case)
+        except ReferenceFailure as exc:
+            self.report.warnings.append(str(exc).splitlines()[0][:300])
+            return None
+
+    # --- end ----------------------------------------------------------------------------------
+
+    def finish(self, known_ids: Sequence[str] = ()) -> None:
+        """Work out unmatched skips entries, write the report, drop the crash journal."""
+        names = {i.name for i in torchexec.list_executors()}
+        ids = set(known_ids) | self.known_ids
+        for name in self.executors:
+            ids.update(f"{name}::contract::{c}" for c in contract.CHECKS)
+            for op in [*self.report.catalog, *self.report.graph_operators, *self.report.operators]:
+                ids.add(f"{name}::generated::{op}")
+                ids.add(f"{name}::torchbind::{op}")
+        for e in self.skips.entries:
+            if not e.shipped and e.executor != "*" and e.executor not in names:
+                self.report.unmatched_skips.append(
+                    {"id": e.prefix, "reason": e.reason, "source": e.source,
+                     "why": f"no executor named {e.executor!r} is installed"}  # fmt: skip
+                )
+        for e in self.skips.unmatched(sorted(ids), self.executors, self.tiers_run):
+            self.report.unmatched_skips.append(
+                {"id": e.prefix, "reason": e.reason, "source": e.source,
+                 "why": "matches no conformance id of this run"}  # fmt: skip
+            )
+        if self.options.report is not None:
+            self.report.write(self.options.report)
+        if self.journal is not None and self.journal.exists():
+            self.journal.unlink()

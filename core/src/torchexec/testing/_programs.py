@@ -1,0 +1,181 @@
+"""The generated and torchbind tiers: hypothesis programs, each run on every executor.
+
+A program is exported once and run on the reference, then on each executor. An executor that
+disagrees fails the hypothesis test with an exception type of its own (one per executor and
+outcome), so hypothesis shrinks each executor's failure separately; on the final replay of a
+shrunk program the kit finds the first operator whose result differs and records the failure
+with the program as Python code.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from hypothesis import given, reject, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.control import current_build_context
+
+import torchexec
+from torchexec.testing._ir import ProgramIR, reproduction
+from torchexec.testing.catalog import CATALOG
+from torchexec.testing.report import Failure
+from torchexec.testing.runner import Case, Outcome, program_operators
+from torchexec.testing.strategies import GeneratedProgram, programs, torchbind_programs
+
+if TYPE_CHECKING:
+    from torchexec.testing._kit import Kit
+
+__all__ = ["ConformanceFailure", "run_program_tier"]
+
+
+class ConformanceFailure(AssertionError):
+    """An executor disagrees with the reference (subclassed per executor and outcome)."""
+
+
+_TYPES: dict[tuple[str, str], type[ConformanceFailure]] = {}
+
+
+def failure_type(executor: str, status: str) -> type[ConformanceFailure]:
+    """A distinct exception type per (executor, status), so hypothesis tells them apart."""
+    key = (executor, status)
+    if key not in _TYPES:
+        name = f"{status.capitalize()}On_{executor}"
+        _TYPES[key] = type(name, (ConformanceFailure,), {"__module__": __name__})
+    return _TYPES[key]
+
+
+def program_case(ir: ProgramIR, tier: str, kit: Kit) -> Case:
+    """Normalise ``ir`` once into a :class:`Case` with a reproduction for failures."""
+    case = Case.of(
+        ir.graph_module(), ir.make_inputs, case_id=tier, tier=tier, operators=ir.operators,
+        calls=2 if ir.stateful else 1,
+    )  # fmt: skip
+    if ir.stateful:
+        case.make_program = lambda: torchexec.normalize(ir.graph_module(), ir.make_inputs())
+
+    def repro(executor: str, _cmp: object) -> str:
+        exact = kit.checker.bitwise(executor) if executor in kit.executors else True
+        tol = kit.checker.tolerances.for_dtype(torch.float32, ir.operators)
+        return reproduction(
+            ir, executor, kit.reference, exact=exact, rtol=tol.rtol, atol=tol.atol,
+            header=[f"torchexec conformance: {executor!r} against {kit.reference!r} ({tier} tier)"],
+        )  # fmt: skip
+
+    case.reproduction = repro
+    return case
+
+
+def localize(kit: Kit, ir: ProgramIR, executor: str, tier: str) -> str | None:
+    """The first call whose result differs on ``executor`` (``None`` if none alone does)."""
+    for k in range(len(ir.calls)):
+        sub = ir.prefix(k)
+        try:
+            case = program_case(sub, tier, kit)
+            expected = kit.checker.reference_results(case)
+        except Exception:
+            continue
+        if kit.checker.judge(case, executor, expected).failed:
+            return ir.calls[k].op
+    return None
+
+
+def _operator_of(ir: ProgramIR, outcome: Outcome, located: str | None) -> str | None:
+    if located is not None:
+        return located
+    cmp = outcome.comparison
+    if cmp is not None and cmp.output is not None and cmp.output < len(ir.outputs):
+        call = ir.call_of(ir.outputs[cmp.output])
+        if call is not None:
+            return call.op
+    return ir.calls[-1].op if ir.calls else None
+
+
+def _record_failure(kit: Kit, program: GeneratedProgram, case: Case, o: Outcome, tier: str) -> str:
+    ir = program.ir
+    with torch.no_grad():
+        operator = _operator_of(ir, o, localize(kit, ir, o.executor, tier))
+    code = case.reproduction(o.executor, o.comparison) if case.reproduction else ""
+    cmp = o.comparison
+    failure = Failure(
+        id=f"{o.executor}::{tier}::{operator}",
+        executor=o.executor,
+        tier=tier,
+        status=o.status,
+        operator=operator,
+        message=o.message,
+        max_abs_error=cmp.max_abs if cmp is not None else None,
+        max_rel_error=cmp.max_rel if cmp is not None else None,
+        operators=list(ir.operators),
+        seed=kit.seed_text,
+        reproduction=code,
+    )
+    kit.add_failure(failure)
+    errors = ""
+    if cmp is not None:
+        errors = f" (max abs error {cmp.max_abs:.3g}, max rel error {cmp.max_rel:.3g})"
+    return (
+        f"executor {o.executor!r} {o.status} on operator {operator}{errors}: {o.message}\n"
+        f"seed: {kit.seed_text}\n"
+        f"reproduction:\n{code}"
+    )
+
+
+def _strategy(tier: str, operators: list[Any] | None = None) -> st.SearchStrategy[GeneratedProgram]:
+    if tier == "torchbind":
+        return torchbind_programs()
+    return programs(operators=operators) if operators else programs()
+
+
+def _run(kit: Kit, tier: str, strategy: st.SearchStrategy[GeneratedProgram], n: int) -> None:
+    from torchexec.testing._kit import quiet
+
+    state = {"failing": False}
+
+    def conformance(program: GeneratedProgram) -> None:
+        final = current_build_context().is_final
+        with quiet():
+            try:
+                case = program_case(program.ir, tier, kit)
+            except torchexec.ProgramError as exc:
+                kit.report.warnings.append(f"a generated program failed to export: {exc}"[:300])
+                reject()
+            expected = kit.reference_or_none(case)
+            if expected is None:
+                reject()
+            outcomes = {name: kit.checker.check(case, name, expected) for name in kit.executors}
+        failed = [o for o in outcomes.values() if o.failed]
+        if not state["failing"]:
+            kit.report.examples[tier] += 1
+            kit.report.operators.update(program.operators)
+            kit.report.graph_operators.update(program_operators(case.program))
+            kit.record(tier, dict(outcomes))
+        if not failed:
+            return
+        state["failing"] = True
+        first = failed[0]
+        if not final:
+            raise failure_type(first.executor, first.status)(first.message)
+        with quiet():
+            messages = [_record_failure(kit, program, case, o, tier) for o in failed]
+        raise failure_type(first.executor, first.status)("\n\n".join(messages))
+
+    test = given(strategy)(conformance)
+    test = settings(settings.get_profile(f"torchexec-{kit.options.profile}"), max_examples=n)(test)
+    if not kit.profile.derandomize:
+        test = hypothesis_seed(kit.seed)(test)
+    test()
+
+
+def run_program_tier(kit: Kit, tier: str) -> None:
+    """Run ``tier`` (``generated`` or ``torchbind``) on every executor of ``kit``."""
+    if tier == "torchbind":
+        _run(kit, tier, _strategy(tier), kit.torchbind_examples)
+        return
+    _run(kit, tier, _strategy(tier), kit.max_examples)
+    # Coverage: every catalog operator runs in every run, even if the main draw missed one.
+    if kit.max_examples >= 100:
+        for op in CATALOG:
+            if kit.report.operators.get(op.name, 0) == 0:
+                _run(kit, tier, programs(operators=[op], max_nodes=3), 3)

@@ -1,0 +1,185 @@
+"""The pytest plugin of the conformance kit (entry point ``pytest11``: ``torchexec``).
+
+pytest loads this module in every run of an environment where torchexec is installed, so it only
+adds options: nothing of the kit is imported or built unless ``--executor`` is given, and the
+kit's tests (``pytest --pyargs torchexec.testing``) only run then. Disable it with
+``-p no:torchexec``.
+
+Options:
+    --executor NAME              executor under test (repeatable); the reference is ``aten``
+    --conformance-profile P      ``quick`` (default) or ``ci`` (derandomized, more examples)
+    --max-examples N             generated programs (overrides the profile)
+    --opinfo-samples N           samples per OpInfo (0 turns the OpInfo tier off)
+    --conformance-skips PATH     skips file (repeatable; see ``torchexec.testing.skips``)
+    --conformance-report PATH    write the JSON report
+    --conformance-tolerances P   JSON tolerances merged over the shipped ones
+    --executor-options NAME=JSON executor_parameters for one executor (repeatable)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from torchexec.testing._kit import Kit
+
+__all__ = ["KIT_KEY"]
+
+KIT_KEY: pytest.StashKey[Kit] = pytest.StashKey()
+_KIT_MODULE = Path(__file__).with_name("test_conformance.py")
+_PROFILE_ENV = "TORCHEXEC_CONFORMANCE_PROFILE"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The kit's options (inert unless ``--executor`` is given)."""
+    group = parser.getgroup("torchexec", "torchexec conformance kit (pytest --pyargs torchexec.testing)")
+    group.addoption(
+        "--executor", action="append", default=[], metavar="NAME", dest="torchexec_executors",
+        help="executor to check against the 'aten' reference (repeatable)",
+    )  # fmt: skip
+    group.addoption(
+        "--conformance-profile", choices=("quick", "ci"), default=None,
+        dest="torchexec_profile",
+        help=f"quick (default) or ci: derandomized, more examples (env {_PROFILE_ENV})",
+    )  # fmt: skip
+    group.addoption(
+        "--max-examples", type=int, default=None, metavar="N", dest="torchexec_max_examples",
+        help="generated programs to run (default: 25 quick, 300 ci)",
+    )  # fmt: skip
+    group.addoption(
+        "--opinfo-samples", type=int, default=None, metavar="N", dest="torchexec_opinfo_samples",
+        help="samples per OpInfo in the OpInfo tier; 0 turns it off (default: 1 quick, 2 ci)",
+    )  # fmt: skip
+    group.addoption(
+        "--conformance-skips", action="append", default=[], metavar="PATH",
+        dest="torchexec_skips", help="skips file: 'ID-PREFIX  reason' per line (repeatable)",
+    )  # fmt: skip
+    group.addoption(
+        "--conformance-report", default=None, metavar="PATH", dest="torchexec_report",
+        help="write the conformance report as JSON",
+    )  # fmt: skip
+    group.addoption(
+        "--conformance-tolerances", default=None, metavar="PATH", dest="torchexec_tolerances",
+        help="JSON tolerances (for non-bitwise executors) merged over the shipped ones",
+    )  # fmt: skip
+    group.addoption(
+        "--executor-options", action="append", default=[], metavar="NAME=JSON",
+        dest="torchexec_executor_options",
+        help="executor_parameters for one executor, e.g. proxy='{\"allow_pickle\": false}'",
+    )  # fmt: skip
+
+
+def _executor_options(values: list[str]) -> dict[str, dict[str, object]]:
+    out: dict[str, dict[str, object]] = {}
+    for raw in values:
+        name, sep, text = raw.partition("=")
+        try:
+            data = json.loads(text) if sep else None
+        except json.JSONDecodeError as exc:
+            raise pytest.UsageError(f"--executor-options {raw!r}: invalid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise pytest.UsageError(f"--executor-options {raw!r}: expected NAME={{...json...}}")
+        out.setdefault(name, {}).update(data)
+    return out
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Build the kit when ``--executor`` is given."""
+    names: list[str] = config.getoption("torchexec_executors")
+    if not names:
+        return
+    from torchexec.testing._kit import PROFILES, Kit, KitOptions
+
+    profile = config.getoption("torchexec_profile") or os.environ.get(_PROFILE_ENV) or "quick"
+    if profile not in PROFILES:
+        raise pytest.UsageError(f"{_PROFILE_ENV}={profile!r}: expected one of {sorted(PROFILES)}")
+    report = config.getoption("torchexec_report")
+    tolerances = config.getoption("torchexec_tolerances")
+    try:
+        kit = Kit(
+            KitOptions(
+                executors=names,
+                profile=profile,
+                max_examples=config.getoption("torchexec_max_examples"),
+                opinfo_samples=config.getoption("torchexec_opinfo_samples"),
+                seed=_seed(config),
+                report=Path(report) if report else None,
+                skips=[Path(p) for p in config.getoption("torchexec_skips")],
+                tolerances=Path(tolerances) if tolerances else None,
+                executor_options=_executor_options(config.getoption("torchexec_executor_options")),
+            )
+        )
+    except ValueError as exc:
+        raise pytest.UsageError(f"torchexec conformance kit: {exc}") from exc
+    config.stash[KIT_KEY] = kit
+
+
+def _seed(config: pytest.Config) -> int | None:
+    try:
+        value = config.getoption("hypothesis_seed")
+    except ValueError:
+        return None
+    return int(value) if value is not None else None
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    """Collect the kit's test module even where ``python_files`` would not match it."""
+    if file_path != _KIT_MODULE or parent.session.isinitpath(file_path):
+        return None
+    patterns: list[str] = parent.config.getini("python_files")
+    if any(fnmatch.fnmatch(file_path.name, p) for p in patterns):
+        return None  # the python plugin collects it
+    return pytest.Module.from_parent(parent, path=file_path)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run the kit's tests without an executor."""
+    if KIT_KEY in config.stash:
+        return
+    if any(Path(str(item.path)) == _KIT_MODULE for item in items):
+        raise pytest.UsageError(
+            "the torchexec conformance kit needs --executor NAME, e.g. "
+            "'pytest --pyargs torchexec.testing --executor my_executor'"
+        )
+
+
+@pytest.fixture
+def torchexec_kit(request: pytest.FixtureRequest) -> Kit:
+    """The conformance run (only with ``--executor``)."""
+    kit = request.config.stash.get(KIT_KEY, None)
+    if kit is None:
+        pytest.skip("pass --executor NAME to run the torchexec conformance kit")
+    return kit
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Check the skips files against what ran and write the report."""
+    kit = session.config.stash.get(KIT_KEY, None)
+    if kit is None:
+        return
+    known: list[str] = []
+    for item in session.items:
+        params: dict[str, Any] = getattr(getattr(item, "callspec", None), "params", {})
+        name = params.get("opinfo_name")
+        if name is not None:
+            known += [f"{e}::opinfo::{name}" for e in kit.executors]
+    kit.finish(known)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The conformance summary (counts, operators covered, failures with code)."""
+    kit = config.stash.get(KIT_KEY, None)
+    if kit is None:
+        return
+    terminalreporter.section("torchexec conformance")
+    width = getattr(getattr(terminalreporter, "_tw", None), "fullwidth", 100)
+    for line in kit.report.summary_lines(width=width):
+        terminalreporter.write_line(line)
+    if kit.options.report is not None:
+        terminalreporter.write_line(f"report written to {kit.options.report}")

@@ -1,0 +1,77 @@
+"""Plugin module of the ``proxy`` executor, and its public loader API.
+
+Importing this module is cheap: it registers the executor through the ``torchexec`` hook and
+imports the implementation (the loader, the runner, the extern-kernel proxy) only when one of the
+names below is first used.
+
+>>> import torchexec_proxy                                   # doctest: +SKIP
+>>> plan = torchexec_proxy.load_plan(torchexec.Program.from_path("model.pt2"))
+>>> runner = torchexec_proxy.ProxyRunner(plan)
+>>> outputs = runner(x)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from torchexec import Capabilities, Executor, ExecutorSpec, hookimpl
+
+if TYPE_CHECKING:
+    from torchexec_proxy._api import load_plan, load_plan_from_json
+    from torchexec_proxy._executor import ProxyExecutor
+    from torchexec_proxy._extern import ExternKernelProxy
+    from torchexec_proxy._runner import ProxyRunner
+    from torchexec_proxy.plan import Plan
+
+__all__ = [
+    "ExternKernelProxy",
+    "Plan",
+    "ProxyExecutor",
+    "ProxyRunner",
+    "load_plan",
+    "load_plan_from_json",
+    "torchexec_register_executors",
+]
+
+_LAZY = {
+    "ExternKernelProxy": "torchexec_proxy._extern",
+    "Plan": "torchexec_proxy.plan",
+    "ProxyExecutor": "torchexec_proxy._executor",
+    "ProxyRunner": "torchexec_proxy._runner",
+    "load_plan": "torchexec_proxy._api",
+    "load_plan_from_json": "torchexec_proxy._api",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'torchexec_proxy' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def _load() -> Executor:
+    from torchexec_proxy._executor import ProxyExecutor
+
+    return ProxyExecutor()
+
+
+@hookimpl
+def torchexec_register_executors(register: Callable[[ExecutorSpec], None]) -> None:
+    """Register the ``proxy`` executor."""
+    register(
+        ExecutorSpec(
+            name="proxy",
+            description="Runs serialized ExportedProgram JSON node by node through the dispatcher",
+            load=_load,
+            capabilities=Capabilities(devices=("cpu", "cuda"), torchbind=True, bitwise=True),
+        )
+    )

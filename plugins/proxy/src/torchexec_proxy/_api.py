@@ -1,0 +1,124 @@
+"""The public loaders: a program (file or in memory) or JSON + tensors -> a validated Plan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+
+from torchexec import ProgramError
+from torchexec._program import Program
+from torchexec_proxy._json import parse_document
+from torchexec_proxy._loader import build_plan
+from torchexec_proxy._pt2 import read_archive
+from torchexec_proxy._targets import normalize_namespaces
+from torchexec_proxy.plan import Plan
+
+__all__ = ["load_plan", "load_plan_from_json"]
+
+
+def _objs(custom_objs: Mapping[str, object] | None) -> dict[str, object]:
+    if custom_objs is None:
+        return {}
+    if not isinstance(custom_objs, Mapping):
+        raise ProgramError(
+            f"custom_objs must be a mapping of names to TorchBind objects, got "
+            f"{type(custom_objs).__name__}"
+        )
+    return dict(custom_objs)
+
+
+def load_plan(
+    program: Program,
+    *,
+    custom_objs: Mapping[str, object] | None = None,
+    allowed_namespaces: Iterable[str] = (),
+    allow_pickle: bool = False,
+) -> Plan:
+    """Load and validate ``program`` into a :class:`~torchexec_proxy.plan.Plan`.
+
+    A program from a file (``program.path`` set) is read from that file: a ``.pt2`` archive
+    written by ``torch.export.save`` (its ``models/model.json`` and the weights and constants
+    stored beside it) or an ExportedProgram ``.json`` file. ``torch.export.load`` is never called.
+    Any other program is serialized to ExportedProgram JSON by ``program.serialized()`` and loaded
+    from that JSON and its tensors.
+
+    Args:
+        program: the program.
+        custom_objs: TorchBind objects by the names the program's signature gives them
+            (``custom_obj_name``); they take the place of objects stored with the program.
+        allowed_namespaces: operator namespaces allowed besides ``aten`` and ``prims``.
+        allow_pickle: read archive payloads stored with Python pickle (tensor subclasses, plain
+            Python objects). Off by default: unpickling can run arbitrary code.
+
+    Raises:
+        ProgramError: the program is malformed, uses a target that is unknown or not allowed,
+            passes an argument of the wrong type, or lacks a value; the message names the node
+            and argument.
+    """
+    objs = _objs(custom_objs)
+    allowed = normalize_namespaces(allowed_namespaces)
+    if program.path is not None:
+        path = program.path
+        source = str(path)
+        weights: Mapping[str, Any]
+        constants: Mapping[str, Any]
+        if path.suffix == ".json":
+            try:
+                model_json = path.read_bytes()
+            except OSError as exc:
+                raise ProgramError(f"{path}: cannot read the program: {exc}") from exc
+            weights, constants = {}, {}
+        else:
+            contents = read_archive(path, allow_pickle=allow_pickle, skip=frozenset(objs))
+            model_json, weights, constants = (
+                contents.model_json,
+                contents.weights,
+                contents.constants,
+            )
+    else:
+        serialized = program.serialized()
+        source = program.name
+        model_json, weights, constants = (
+            serialized.model_json,
+            serialized.weights,
+            serialized.constants,
+        )
+    doc = parse_document(model_json, source)
+    return build_plan(doc, weights, constants, custom_objs=objs, allowed=allowed, source=source)
+
+
+def load_plan_from_json(
+    model_json: bytes | str | Mapping[str, Any],
+    weights: Mapping[str, torch.Tensor],
+    constants: Mapping[str, object],
+    *,
+    custom_objs: Mapping[str, object] | None = None,
+    allowed_namespaces: Iterable[str] = (),
+    allow_pickle: bool = False,
+    source: str = "<json>",
+) -> Plan:
+    """Load and validate an ExportedProgram JSON document with its tensors held in memory.
+
+    Args:
+        model_json: the document (the bytes ``torch.export.save`` stores as
+            ``models/model.json``), or the already-parsed mapping.
+        weights: parameters and buffers by their state-dict names.
+        constants: lifted tensor constants, non-persistent buffers and TorchBind objects by name.
+        custom_objs: TorchBind objects overriding those in ``constants``.
+        allowed_namespaces: operator namespaces allowed besides ``aten`` and ``prims``.
+        allow_pickle: accepted for symmetry with :func:`load_plan`; in-memory state is never
+            unpickled, so it has no effect here.
+        source: how messages name the program.
+
+    Raises:
+        ProgramError: as :func:`load_plan`.
+    """
+    del allow_pickle  # nothing to unpickle: the state is already in memory
+    objs = _objs(custom_objs)
+    allowed = normalize_namespaces(allowed_namespaces)
+    doc = parse_document(model_json, source)
+    return build_plan(
+        doc, dict(weights), dict(constants), custom_objs=objs, allowed=allowed, source=source
+    )

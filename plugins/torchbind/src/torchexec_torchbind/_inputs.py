@@ -1,0 +1,90 @@
+"""What the engine checks of each user input, read from the program's graph signature."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from torchexec import ProgramError
+from torchexec_torchbind._encode import InputSpec
+
+__all__ = ["input_specs_from_document"]
+
+_SCALAR_KINDS = {
+    "as_int": "int",
+    "as_sym_int": "int",
+    "as_float": "float",
+    "as_sym_float": "float",
+    "as_bool": "bool",
+    "as_sym_bool": "bool",
+    "as_string": "str",
+}
+
+
+def _only(entry: object, where: str) -> tuple[str, Any]:
+    if not isinstance(entry, Mapping) or len(entry) != 1:
+        raise ProgramError(f"{where}: expected a single-field union, got {entry!r}")
+    ((key, value),) = entry.items()
+    return str(key), value
+
+
+def _dtype(code: object) -> torch.dtype | None:
+    try:
+        from torch._export.serde.serialize import _SERIALIZE_TO_TORCH_DTYPE
+        from torch._export.serde.schema import ScalarType
+    except ImportError:  # pragma: no cover - only on torch versions without the serde module
+        return None
+    if not isinstance(code, int):
+        return None
+    try:
+        return _SERIALIZE_TO_TORCH_DTYPE[ScalarType(code)]
+    except (KeyError, ValueError):
+        return None
+
+
+def _device(meta: Mapping[str, Any]) -> torch.device | None:
+    dev = meta.get("device")
+    if not isinstance(dev, Mapping) or not isinstance(dev.get("type"), str):
+        return None
+    index = dev.get("index")
+    try:
+        return torch.device(dev["type"], index) if isinstance(index, int) else torch.device(dev["type"])
+    except RuntimeError:
+        return None
+
+
+def input_specs_from_document(doc: Mapping[str, Any]) -> list[InputSpec]:
+    """One :class:`InputSpec` per flat user input of an ExportedProgram JSON document.
+
+    User inputs are the signature's ``user_input`` and ``constant_input`` entries, in order;
+    constant inputs are specialised by the program and not checked here.
+
+    Raises:
+        ProgramError: the document has no graph signature.
+    """
+    try:
+        gm = doc["graph_module"]
+        tensor_values = gm["graph"].get("tensor_values", {})
+        entries = gm["signature"]["input_specs"]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ProgramError(f"the program JSON has no graph signature: {exc}") from exc
+    specs: list[InputSpec] = []
+    for i, entry in enumerate(entries):
+        kind, body = _only(entry, f"input spec {i}")
+        if kind == "constant_input":
+            specs.append(InputSpec("any"))
+            continue
+        if kind != "user_input":
+            continue
+        tag, payload = _only(body.get("arg") if isinstance(body, Mapping) else None,
+                             f"user input {i}")  # fmt: skip
+        if tag == "as_tensor" and isinstance(payload, Mapping):
+            meta = tensor_values.get(payload.get("name"), {})
+            if not isinstance(meta, Mapping):
+                meta = {}
+            specs.append(InputSpec("tensor", _dtype(meta.get("dtype")), _device(meta)))
+        else:
+            specs.append(InputSpec(_SCALAR_KINDS.get(tag, "any")))
+    return specs
