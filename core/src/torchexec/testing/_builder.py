@@ -66,9 +66,15 @@ class GenerationConfig:
 def broadcastable(a: Shape, b: Shape) -> bool:
     """Whether two shapes broadcast together."""
     for x, y in zip(reversed(a), reversed(b), strict=False):
-        if x != y and x != 1 and y != 1:
+        if x not in (y, 1) and y != 1:
             return False
     return True
+
+
+def _broadcast(a: Shape, b: Shape) -> Shape:
+    n = max(len(a), len(b))
+    pa, pb = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    return tuple(x if y == 1 else y for x, y in zip(pa, pb, strict=True))
 
 
 class Builder:
@@ -183,7 +189,7 @@ class Builder:
             for r, t in reversed(self.pool)
             if (dtypes is None or t.dtype in dtypes)
             and broadcastable(sa, tuple(t.shape))
-            and math.prod(torch.broadcast_shapes(sa, t.shape)) <= self.config.max_numel
+            and math.prod(_broadcast(sa, tuple(t.shape))) <= self.config.max_numel
         ]
         k = self.integer(0, len(cands)) if cands else 0
         if k < len(cands):
@@ -230,8 +236,9 @@ class Builder:
         specials = bool(
             self.config.specials and dtype.is_floating_point and self.choice([0, 0, 0, 1])
         )
-        bounds = {} if low is None or high is None else {"low": low, "high": high}
-        spec = InputSpec(tuple(shape), dtype, layout, seed, specials=specials, **bounds)
+        spec = InputSpec(tuple(shape), dtype, layout, seed, specials=specials)
+        if low is not None and high is not None:
+            spec = InputSpec(tuple(shape), dtype, layout, seed, low, high, specials)
         if constant:
             value = make_input(spec)
             name = f"c{len(self.ir.constants)}"

@@ -16,7 +16,14 @@ from typing import Any
 import torch
 import torch.fx
 
-from torchexec.testing._values import InputSpec, dtype_name, tensor_literal
+from torchexec.testing._values import (
+    InputSpec,
+    _base_values,
+    dtype_name,
+    make_input,
+    strided_literal,
+    tensor_literal,
+)
 
 __all__ = ["Call", "ObjectSpec", "ProgramIR", "Ref", "render_value"]
 
@@ -162,9 +169,77 @@ class ProgramIR:
 
     def make_inputs(self) -> tuple[torch.Tensor, ...]:
         """Fresh input tensors (the same values every time)."""
-        from torchexec.testing._values import make_input
-
         return tuple(make_input(s) for s in self.inputs)
+
+    # --- minimising --------------------------------------------------------------------------
+
+    def evaluate(self) -> dict[str, Any]:
+        """Every value of the program by name, computed eagerly on fresh inputs and objects."""
+        env: dict[str, Any] = {}
+        for i, x in enumerate(self.make_inputs()):
+            env[f"x{i}"] = x
+        for i, const in enumerate(self.constants):
+            env[f"c{i}"] = const
+        for i, o in enumerate(self.objects):
+            env[f"o{i}"] = o.make()
+
+        def value(a: Any) -> Any:
+            if isinstance(a, Ref):
+                v = env[a.name]
+                return v if a.index is None else v[a.index]
+            if isinstance(a, list):
+                return [value(x) for x in a]
+            if isinstance(a, tuple):
+                return tuple(value(x) for x in a)
+            return a
+
+        with torch.no_grad():
+            for c in self.calls:
+                env[c.name] = c.target(*value(c.args), **{k: value(v) for k, v in c.kwargs.items()})
+        return env
+
+    def sliced(self, k: int) -> ProgramIR:
+        """Only call ``k`` and the calls it depends on, returning call ``k``'s results."""
+        needed = {self.calls[k].name}
+        for c in reversed(self.calls[: k + 1]):
+            if c.name in needed:
+                needed.update(r.name for r in c.refs())
+        calls = [c for c in self.calls[: k + 1] if c.name in needed]
+        return _compact(self, calls, self.calls[k].results())
+
+    def isolated(self, k: int, env: dict[str, Any]) -> ProgramIR | None:
+        """Call ``k`` alone, its tensor arguments made inputs holding the values they had.
+
+        ``None`` when the call reads a stateful object (its state depends on earlier calls).
+        """
+        call = self.calls[k]
+        if any(r.name.startswith("o") and self.objects[int(r.name[1:])].qualname.endswith(
+            "Accumulator") for r in call.refs()):  # fmt: skip
+            return None
+        out = ProgramIR(objects=list(self.objects))
+        names: dict[Ref, Ref] = {}
+
+        def lift(a: Any) -> Any:
+            if isinstance(a, Ref):
+                if a.name.startswith("o"):
+                    return a
+                if a not in names:
+                    v = env[a.name] if a.index is None else env[a.name][a.index]
+                    names[a] = Ref(f"x{len(out.inputs)}")
+                    out.inputs.append(InputSpec.of(v))
+                return names[a]
+            if isinstance(a, list):
+                return [lift(x) for x in a]
+            if isinstance(a, tuple):
+                return tuple(lift(x) for x in a)
+            return a
+
+        args = lift(call.args)
+        kwargs = {key: lift(v) for key, v in call.kwargs.items()}
+        new = Call("v0", call.op, call.target, args, kwargs, call.n_outputs)
+        out.calls = [new]
+        out.outputs = new.results()
+        return _compact(out, out.calls, out.outputs)
 
     # --- FX ----------------------------------------------------------------------------------
 
@@ -176,8 +251,8 @@ class ProgramIR:
         items: dict[tuple[str, int], torch.fx.Node] = {}
         for i in range(len(self.inputs)):
             env[f"x{i}"] = graph.placeholder(f"x{i}")
-        for i, c in enumerate(self.constants):
-            setattr(root, f"c{i}", c)
+        for i, const in enumerate(self.constants):
+            setattr(root, f"c{i}", const)
             env[f"c{i}"] = graph.get_attr(f"c{i}")
         for i, o in enumerate(self.objects):
             setattr(root, f"o{i}", o.make())
@@ -214,8 +289,8 @@ class ProgramIR:
         lines = ["class Program(torch.nn.Module):"]
         if self.constants or self.objects:
             lines += ["    def __init__(self) -> None:", "        super().__init__()"]
-            for i, c in enumerate(self.constants):
-                lines.append(f"        self.c{i} = {tensor_literal(c)}")
+            for i, const in enumerate(self.constants):
+                lines.append(f"        self.c{i} = {tensor_literal(const)}")
             for i, o in enumerate(self.objects):
                 lines.append(f"        self.o{i} = {o.code()}")
             lines.append("")
@@ -237,9 +312,48 @@ class ProgramIR:
         return "\n".join(lines)
 
 
-def _input_code(spec: InputSpec, literal_limit: int) -> str:
-    from torchexec.testing._values import _base_values
+def _compact(ir: ProgramIR, calls: list[Call], outputs: list[Ref]) -> ProgramIR:
+    """A program of ``calls`` and ``outputs`` keeping only the inputs, constants and objects
+    they read, renumbered (``x0, x1, ...``)."""
+    used = {r.name for c in calls for r in c.refs()} | {r.name for r in outputs}
+    rename: dict[str, str] = {}
+    out = ProgramIR()
+    for i, spec in enumerate(ir.inputs):
+        if f"x{i}" in used:
+            rename[f"x{i}"] = f"x{len(out.inputs)}"
+            out.inputs.append(spec)
+    for i, const in enumerate(ir.constants):
+        if f"c{i}" in used:
+            rename[f"c{i}"] = f"c{len(out.constants)}"
+            out.constants.append(const)
+    for i, o in enumerate(ir.objects):
+        if f"o{i}" in used:
+            rename[f"o{i}"] = f"o{len(out.objects)}"
+            out.objects.append(o)
+    for n, c in enumerate(calls):
+        rename[c.name] = f"v{n}"
 
+    def fix(a: Any) -> Any:
+        if isinstance(a, Ref):
+            return Ref(rename[a.name], a.index)
+        if isinstance(a, list):
+            return [fix(x) for x in a]
+        if isinstance(a, tuple):
+            return tuple(fix(x) for x in a)
+        return a
+
+    out.calls = [
+        Call(rename[c.name], c.op, c.target, fix(c.args), {k: fix(v) for k, v in c.kwargs.items()},
+             c.n_outputs)
+        for c in calls
+    ]  # fmt: skip
+    out.outputs = [fix(r) for r in outputs]
+    return out
+
+
+def _input_code(spec: InputSpec, literal_limit: int) -> str:
+    if spec.literal is not None:
+        return strided_literal(spec.literal)
     n = math.prod(spec.base_shape)
     if n <= literal_limit:
         return tensor_literal(_base_values(spec)) + spec.view_code()

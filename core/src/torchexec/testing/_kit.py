@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import warnings
 from collections.abc import Iterator, Sequence
@@ -17,7 +18,7 @@ from torchexec.testing.catalog import CATALOG
 from torchexec.testing.compare import Tolerances
 from torchexec.testing.report import ExecutorReport, Failure, Report
 from torchexec.testing.runner import Case, Checker, ReferenceFailure
-from torchexec.testing.skips import SkipList
+from torchexec.testing.skips import SkipEntry, SkipList
 
 __all__ = ["PROFILES", "Kit", "KitOptions", "Profile", "quiet"]
 
@@ -64,10 +65,16 @@ class KitOptions:
 
 @contextmanager
 def quiet() -> Iterator[None]:
-    """Silence Python warnings raised while tracing and running thousands of programs."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+    """Silence Python warnings and torch's trace logging while running thousands of programs."""
+    trace = logging.getLogger("torch.__trace")
+    was = trace.disabled
+    trace.disabled = True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        trace.disabled = was
 
 
 def _hypothesis_settings(profile: str, p: Profile) -> None:
@@ -77,7 +84,7 @@ def _hypothesis_settings(profile: str, p: Profile) -> None:
         f"torchexec-{profile}",
         max_examples=p.max_examples,
         derandomize=p.derandomize,
-        database=None if p.derandomize else settings.default.database,
+        database=None if p.derandomize else settings().database,
         deadline=None,
         print_blob=True,
         suppress_health_check=[
@@ -111,7 +118,9 @@ class Kit:
             else self.profile.torchbind_examples
         )
         self.opinfo_samples = (
-            self.profile.opinfo_samples if options.opinfo_samples is None else options.opinfo_samples
+            self.profile.opinfo_samples
+            if options.opinfo_samples is None
+            else options.opinfo_samples
         )
         self.seed = options.seed if options.seed is not None else random.randrange(2**32)
         tolerances = Tolerances.shipped()
@@ -233,16 +242,16 @@ class Kit:
                 ids.add(f"{name}::torchbind::{op}")
         for e in self.skips.entries:
             if not e.shipped and e.executor != "*" and e.executor not in names:
-                self.report.unmatched_skips.append(
-                    {"id": e.prefix, "reason": e.reason, "source": e.source,
-                     "why": f"no executor named {e.executor!r} is installed"}  # fmt: skip
-                )
+                why = f"no executor named {e.executor!r} is installed"
+                self.report.unmatched_skips.append(_skip_row(e, why))
         for e in self.skips.unmatched(sorted(ids), self.executors, self.tiers_run):
-            self.report.unmatched_skips.append(
-                {"id": e.prefix, "reason": e.reason, "source": e.source,
-                 "why": "matches no conformance id of this run"}  # fmt: skip
-            )
+            why = "matches no conformance id of this run"
+            self.report.unmatched_skips.append(_skip_row(e, why))
         if self.options.report is not None:
             self.report.write(self.options.report)
         if self.journal is not None and self.journal.exists():
             self.journal.unlink()
+
+
+def _skip_row(entry: SkipEntry, why: str) -> dict[str, str]:
+    return {"id": entry.prefix, "reason": entry.reason, "source": entry.source, "why": why}

@@ -42,22 +42,26 @@ def run_opinfo(kit: Kit, name: str) -> None:
             kit.known_ids.update(f"{e}::opinfo::{s.case_id}" for e in kit.executors)
             if s.graph_module is None:
                 counts["not_traced"] += 1
+                kit.report.opinfo_skipped[s.case_id] = s.error[:200]
                 continue
             counts["traced"] += 1
             traced_any = True
             try:
                 case = Case.of(s.graph_module, s.make_inputs, case_id=s.case_id, tier="opinfo")
-            except Exception:
+            except Exception as exc:
                 counts["not_exported"] += 1
+                kit.report.opinfo_skipped[s.case_id] = f"normalize: {exc}".splitlines()[0][:200]
                 continue
             counts["exported"] += 1
             expected = kit.reference_or_none(case)
             if expected is None:
                 counts["reference_failed"] += 1
+                kit.report.opinfo_skipped[s.case_id] = "the reference raised"
                 continue
             again = kit.reference_or_none(case)
             if again is None or not _agrees(again, expected):
                 counts["nondeterministic"] += 1
+                kit.report.opinfo_skipped[s.case_id] = "the reference disagrees with itself"
                 continue
             counts["run"] += 1
             index = s.index

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from torchexec.testing._builder import Builder, Rejected
@@ -55,10 +57,16 @@ def _sum_default(b: Builder) -> Args:
 
 
 def _var(b: Builder) -> Args:
-    x = b.pick(F)
-    dims = b.choice([None, b.dims(b.example(x).dim(), min_size=1)])
+    x = b.pick(F, pred=lambda t: t.numel() > 1)
+    t = b.example(x)
+    dims = b.choice([None, b.dims(t.dim(), min_size=1)])
+    reduced = t.numel() if not dims else math.prod(t.shape[d] for d in dims) if t.dim() else 1
     kw: dict[str, object] = {"keepdim": b.flag()}
     correction = b.choice([None, 0, 1, 2])
+    if reduced <= (1 if correction is None else correction):
+        correction = 0  # fewer degrees of freedom than the correction: torch warns, NaN results
+    if reduced == 0:
+        raise Rejected("variance over no elements")
     if correction is not None:
         kw["correction"] = correction
     return (x, dims), kw

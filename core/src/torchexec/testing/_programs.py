@@ -67,23 +67,49 @@ def program_case(ir: ProgramIR, tier: str, kit: Kit) -> Case:
     return case
 
 
-def localize(kit: Kit, ir: ProgramIR, executor: str, tier: str) -> str | None:
-    """The first call whose result differs on ``executor`` (``None`` if none alone does)."""
+def localize(kit: Kit, ir: ProgramIR, executor: str, tier: str) -> int | None:
+    """The index of the first call whose result differs on ``executor`` (``None`` if no
+    prefix of the program fails on its own)."""
     for k in range(len(ir.calls)):
-        sub = ir.prefix(k)
-        try:
-            case = program_case(sub, tier, kit)
-            expected = kit.checker.reference_results(case)
-        except Exception:
-            continue
-        if kit.checker.judge(case, executor, expected).failed:
-            return ir.calls[k].op
+        if _fails(kit, ir.prefix(k), executor, tier) is not None:
+            return k
     return None
 
 
-def _operator_of(ir: ProgramIR, outcome: Outcome, located: str | None) -> str | None:
-    if located is not None:
-        return located
+def _fails(kit: Kit, ir: ProgramIR, executor: str, tier: str) -> tuple[Case, Outcome] | None:
+    try:
+        case = program_case(ir, tier, kit)
+        expected = kit.checker.reference_results(case)
+    except Exception:
+        return None
+    outcome = kit.checker.judge(case, executor, expected)
+    return (case, outcome) if outcome.failed else None
+
+
+def minimize(
+    kit: Kit, ir: ProgramIR, case: Case, outcome: Outcome, tier: str
+) -> tuple[ProgramIR, Case, Outcome, str | None]:
+    """The smallest failing program among: the first failing call alone (its arguments given
+    as the values they had), that call with what it depends on, the program up to it."""
+    k = localize(kit, ir, outcome.executor, tier)
+    if k is None:
+        return ir, case, outcome, _operator_of(ir, outcome)
+    op = ir.calls[k].op
+    try:
+        env = ir.evaluate()
+        alone = ir.isolated(k, env)
+    except Exception:
+        alone = None
+    for candidate in (alone, ir.sliced(k), ir.prefix(k)):
+        if candidate is None:
+            continue
+        found = _fails(kit, candidate, outcome.executor, tier)
+        if found is not None:
+            return candidate, found[0], found[1], op
+    return ir, case, outcome, op
+
+
+def _operator_of(ir: ProgramIR, outcome: Outcome) -> str | None:
     cmp = outcome.comparison
     if cmp is not None and cmp.output is not None and cmp.output < len(ir.outputs):
         call = ir.call_of(ir.outputs[cmp.output])
@@ -93,18 +119,17 @@ def _operator_of(ir: ProgramIR, outcome: Outcome, located: str | None) -> str | 
 
 
 def _record_failure(kit: Kit, program: GeneratedProgram, case: Case, o: Outcome, tier: str) -> str:
-    ir = program.ir
     with torch.no_grad():
-        operator = _operator_of(ir, o, localize(kit, ir, o.executor, tier))
-    code = case.reproduction(o.executor, o.comparison) if case.reproduction else ""
-    cmp = o.comparison
+        ir, small_case, small, operator = minimize(kit, program.ir, case, o, tier)
+    code = small_case.reproduction(o.executor, small.comparison) if small_case.reproduction else ""
+    cmp = small.comparison
     failure = Failure(
         id=f"{o.executor}::{tier}::{operator}",
         executor=o.executor,
         tier=tier,
-        status=o.status,
+        status=small.status,
         operator=operator,
-        message=o.message,
+        message=small.message,
         max_abs_error=cmp.max_abs if cmp is not None else None,
         max_rel_error=cmp.max_rel if cmp is not None else None,
         operators=list(ir.operators),
@@ -116,9 +141,9 @@ def _record_failure(kit: Kit, program: GeneratedProgram, case: Case, o: Outcome,
     if cmp is not None:
         errors = f" (max abs error {cmp.max_abs:.3g}, max rel error {cmp.max_rel:.3g})"
     return (
-        f"executor {o.executor!r} {o.status} on operator {operator}{errors}: {o.message}\n"
+        f"executor {o.executor!r} {small.status} on operator {operator}{errors}: {small.message}\n"
         f"seed: {kit.seed_text}\n"
-        f"reproduction:\n{code}"
+        f"minimal reproduction ({len(ir.calls)} of {len(program.ir.calls)} calls):\n{code}"
     )
 
 
@@ -128,10 +153,18 @@ def _strategy(tier: str, operators: list[Any] | None = None) -> st.SearchStrateg
     return programs(operators=operators) if operators else programs()
 
 
-def _run(kit: Kit, tier: str, strategy: st.SearchStrategy[GeneratedProgram], n: int) -> None:
+def _run(
+    kit: Kit,
+    tier: str,
+    strategy: st.SearchStrategy[GeneratedProgram],
+    n: int,
+    executors: list[str],
+) -> list[str]:
+    """One hypothesis run over ``executors``; returns the executors that failed."""
     from torchexec.testing._kit import quiet
 
-    state = {"failing": False}
+    state: dict[str, bool] = {"failing": False}
+    failed_names: list[str] = []
 
     def conformance(program: GeneratedProgram) -> None:
         final = current_build_context().is_final
@@ -144,7 +177,7 @@ def _run(kit: Kit, tier: str, strategy: st.SearchStrategy[GeneratedProgram], n: 
             expected = kit.reference_or_none(case)
             if expected is None:
                 reject()
-            outcomes = {name: kit.checker.check(case, name, expected) for name in kit.executors}
+            outcomes = {name: kit.checker.check(case, name, expected) for name in executors}
         failed = [o for o in outcomes.values() if o.failed]
         if not state["failing"]:
             kit.report.examples[tier] += 1
@@ -159,23 +192,40 @@ def _run(kit: Kit, tier: str, strategy: st.SearchStrategy[GeneratedProgram], n: 
             raise failure_type(first.executor, first.status)(first.message)
         with quiet():
             messages = [_record_failure(kit, program, case, o, tier) for o in failed]
+        failed_names.extend(o.executor for o in failed)
         raise failure_type(first.executor, first.status)("\n\n".join(messages))
 
     test = given(strategy)(conformance)
     test = settings(settings.get_profile(f"torchexec-{kit.options.profile}"), max_examples=n)(test)
     if not kit.profile.derandomize:
         test = hypothesis_seed(kit.seed)(test)
-    test()
+    try:
+        test()
+    except BaseException:
+        if not failed_names:
+            raise
+        remaining = [e for e in executors if e not in failed_names]
+        if remaining:  # look for the other executors' failures too
+            try:
+                _run(kit, tier, strategy, n, remaining)
+            except BaseException as more:
+                kit.report.warnings.append(
+                    f"{tier}: after {', '.join(dict.fromkeys(failed_names))} failed, "
+                    f"{type(more).__name__} for {', '.join(remaining)} (see the failures)"
+                )
+        raise
+    return failed_names
 
 
 def run_program_tier(kit: Kit, tier: str) -> None:
     """Run ``tier`` (``generated`` or ``torchbind``) on every executor of ``kit``."""
+    executors = list(kit.executors)
     if tier == "torchbind":
-        _run(kit, tier, _strategy(tier), kit.torchbind_examples)
+        _run(kit, tier, _strategy(tier), kit.torchbind_examples, executors)
         return
-    _run(kit, tier, _strategy(tier), kit.max_examples)
+    _run(kit, tier, _strategy(tier), kit.max_examples, executors)
     # Coverage: every catalog operator runs in every run, even if the main draw missed one.
     if kit.max_examples >= 100:
         for op in CATALOG:
             if kit.report.operators.get(op.name, 0) == 0:
-                _run(kit, tier, programs(operators=[op], max_nodes=3), 3)
+                _run(kit, tier, programs(operators=[op], max_nodes=3), 3, executors)

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from torchexec.testing._builder import Builder, Rejected
+from torchexec.testing._builder import Builder, Rejected, broadcastable
 from torchexec.testing._ir import ObjectSpec, Ref
 from torchexec.testing._opspec import Args, OpSpec
 from torchexec.testing._values import InputSpec, make_input
@@ -39,11 +39,9 @@ def _object(b: Builder, qualname: str, like: Ref, init: Any) -> Ref:
         if spec.qualname != qualname:
             continue
         held = tuple(spec.init[0].shape)
-        try:
-            if torch.broadcast_shapes(held, want) == torch.Size(want):
-                reusable.append(Ref(f"o{i}"))
-        except RuntimeError:
-            continue
+        if broadcastable(held, want) and all(h in (1, w) for h, w in zip(
+            reversed(held), reversed(want), strict=False)) and len(held) <= len(want):  # fmt: skip
+            reusable.append(Ref(f"o{i}"))
     if reusable and b.flag():
         return reusable[b.integer(0, len(reusable) - 1)]
     return b.obj(ObjectSpec(qualname, init(_weight_shape(b, like))))

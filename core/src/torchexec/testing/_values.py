@@ -8,7 +8,7 @@ them exactly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -21,6 +21,7 @@ __all__ = [
     "clone_input",
     "dtype_name",
     "make_input",
+    "strided_literal",
     "tensor_literal",
 ]
 
@@ -61,6 +62,8 @@ class InputSpec:
         low, high: for integer inputs, values are drawn from ``[low, high)`` (index inputs use
             the bounds of the dimension they index).
         specials: sprinkle NaN, +-inf and signed zeros into floating-point values.
+        literal: an exact value to use instead (minimised reproductions hold the values an
+            intermediate result had); its strides are kept where the tensor is dense.
     """
 
     shape: tuple[int, ...]
@@ -70,6 +73,12 @@ class InputSpec:
     low: int = -4
     high: int = 5
     specials: bool = False
+    literal: torch.Tensor | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, value: torch.Tensor) -> InputSpec:
+        """A spec holding exactly ``value``."""
+        return cls(tuple(value.shape), value.dtype, literal=value.detach().clone())
 
     def __post_init__(self) -> None:
         rank = len(self.shape)
@@ -138,6 +147,8 @@ def _view(base: torch.Tensor, spec: InputSpec) -> torch.Tensor:
 
 def make_input(spec: InputSpec) -> torch.Tensor:
     """The tensor ``spec`` describes; the same spec always gives the same values and strides."""
+    if spec.literal is not None:
+        return clone_input(spec.literal)
     return _view(_base_values(spec), spec)
 
 
@@ -146,7 +157,9 @@ def _dense(x: torch.Tensor) -> bool:
     if x.numel() <= 1:
         return True
     expected = 1
-    for stride, size in sorted((st, sz) for sz, st in zip(x.shape, x.stride(), strict=True) if sz != 1):
+    for stride, size in sorted(
+        (st, sz) for sz, st in zip(x.shape, x.stride(), strict=True) if sz != 1
+    ):
         if stride != expected:
             return False
         expected *= size
@@ -192,3 +205,14 @@ def tensor_literal(t: torch.Tensor) -> str:
     if data.dtype in (torch.float16, torch.bfloat16):
         data = data.to(torch.float32)  # exact: both widen to float32 without rounding
     return f"torch.tensor({_nested(data.tolist(), t.dtype)}, dtype={dtype})"
+
+
+def strided_literal(t: torch.Tensor) -> str:
+    """Like :func:`tensor_literal`, keeping ``t``'s strides when it is dense but not contiguous."""
+    if t.is_contiguous() or not _dense(t) or t.numel() <= 1:
+        return tensor_literal(t.contiguous())
+    dtype = f"torch.{dtype_name(t.dtype)}"
+    return (
+        f"torch.empty_strided({list(t.shape)}, {list(t.stride())}, dtype={dtype})"
+        f".copy_({tensor_literal(t.contiguous())})"
+    )

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from torchexec.testing._opspec import Args, OpSpec, Rule
 from torchexec.testing._ops_compute import COMPUTE_OPS
 from torchexec.testing._ops_elementwise import ELEMENTWISE_OPS
 from torchexec.testing._ops_structure import STRUCTURE_OPS
+from torchexec.testing._opspec import Args, OpSpec, Rule
 
 __all__ = ["CATALOG", "GROUPS", "Args", "OpSpec", "Rule", "by_name", "select"]
 

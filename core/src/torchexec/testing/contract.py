@@ -7,6 +7,7 @@ their conformance ids (``NAME::contract::options``), to the functions.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -75,7 +76,9 @@ def check_options(name: str) -> None:
     impl = torchexec.get_executor(name)
     defaults = impl.validate_options(None)
     if not isinstance(defaults, Mapping):
-        raise ContractError(f"validate_options(None) returned {type(defaults).__name__}, not a dict")
+        raise ContractError(
+            f"validate_options(None) returned {type(defaults).__name__}, not a dict"
+        )
     if dict(impl.validate_options({})) != dict(defaults):
         raise ContractError("validate_options({}) and validate_options(None) differ")
     bogus = "torchexec_conformance_no_such_option"
@@ -96,10 +99,11 @@ def check_options(name: str) -> None:
         if not isinstance(spec, torchexec.OptionSpec):
             continue
         impl.validate_options({spec.name: spec.default})
+        bad: dict[str, object] = {spec.name: object()}
         _expect(
             torchexec.InvalidOptionsError,
             f"option {spec.name!r} given an object()",
-            lambda spec=spec: impl.validate_options({spec.name: object()}),
+            functools.partial(impl.validate_options, bad),
         )
 
 
@@ -193,11 +197,13 @@ class _Stateful(torch.nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(1)
         self.weight = torch.nn.Parameter(torch.randn(4, 2, generator=g), requires_grad=False)
+        self.count: torch.Tensor
         self.register_buffer("count", torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.count.add_(1)
-        return (x @ self.weight) * self.count
+        out: torch.Tensor = (x @ self.weight) * self.count
+        return out
 
 
 CHECKS: dict[str, Callable[[str], None]] = {
@@ -219,4 +225,3 @@ def check(name: str, which: str) -> None:
     except KeyError:
         raise KeyError(f"no contract check {which!r}; known: {sorted(CHECKS)}") from None
     fn(name)
-

@@ -38,7 +38,9 @@ _PROFILE_ENV = "TORCHEXEC_CONFORMANCE_PROFILE"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """The kit's options (inert unless ``--executor`` is given)."""
-    group = parser.getgroup("torchexec", "torchexec conformance kit (pytest --pyargs torchexec.testing)")
+    group = parser.getgroup(
+        "torchexec", "torchexec conformance kit (pytest --pyargs torchexec.testing)"
+    )
     group.addoption(
         "--executor", action="append", default=[], metavar="NAME", dest="torchexec_executors",
         help="executor to check against the 'aten' reference (repeatable)",

@@ -8,6 +8,7 @@
      "operators": {"aten.add.Tensor": 41, ...},                 # catalog operator -> calls
      "graph_operators": {"aten.add.Tensor": 39, ...},           # after torchexec.normalize
      "opinfo": {"opinfos": 620, "samples": 1180, "traced": 1160, "exported": 1154, ...},
+     "opinfo_skipped": {"item::0": "make_fx: ...", ...},      # samples not run, and why
      "executors": {"proxy": {
          "bitwise": true, "distribution": "torchexec-proxy 0.1.0",
          "tiers": {"generated": {"examples": 300, "passed": 300, "mismatched": 0, ...}, ...},
@@ -124,6 +125,7 @@ class Report:
     graph_operators: Counter[str] = field(default_factory=Counter)
     catalog: list[str] = field(default_factory=list)
     opinfo: Counter[str] = field(default_factory=Counter)
+    opinfo_skipped: dict[str, str] = field(default_factory=dict)
     unmatched_skips: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -135,7 +137,7 @@ class Report:
     def failed(self) -> bool:
         """Whether any executor has a failure (mismatched, raised, crashed, contract)."""
         return any(
-            e.failures or any(v != "passed" and v != "skipped" for v in e.contract.values())
+            e.failures or any(v not in {"passed", "skipped"} for v in e.contract.values())
             for e in self.executors.values()
         )
 
@@ -152,6 +154,7 @@ class Report:
             | dict(self.operators),
             "graph_operators": dict(sorted(self.graph_operators.items())),
             "opinfo": dict(self.opinfo),
+            "opinfo_skipped": dict(self.opinfo_skipped),
             "executors": {
                 name: {
                     "bitwise": e.bitwise,
@@ -194,10 +197,7 @@ class Report:
             lines += _table(rows)
         traced = self.opinfo.get("traced", 0)
         if self.opinfo:
-            lines.append(
-                "opinfo: "
-                + ", ".join(f"{k} {v}" for k, v in self.opinfo.items())
-            )
+            lines.append("opinfo: " + ", ".join(f"{k} {v}" for k, v in self.opinfo.items()))
             for name, e in self.executors.items():
                 d = e.opinfo.as_dict(traced)
                 agreement = "n/a" if d["agreement"] is None else f"{100 * d['agreement']:.1f}%"
@@ -224,10 +224,10 @@ class Report:
                 lines.append("  not exercised: " + ", ".join(missing))
             elif missing:
                 lines.append(f"  {len(missing)} not exercised (run more examples: --max-examples)")
-            if all_operators and sum(self.operators.values()):
+            if all_operators and any(self.operators.values()):
                 cells = [f"{op} {self.operators.get(op, 0)}" for op in self.catalog]
                 lines += _columns(cells, width)
-        for name, e in self.executors.items():
+        for e in self.executors.values():
             for f in e.failures:
                 err = ""
                 if f.max_abs_error is not None:

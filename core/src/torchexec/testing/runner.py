@@ -265,10 +265,15 @@ class Checker:
                     return f"{executor} declares {op} unsupported"
         if case.tier == "torchbind" and not caps.torchbind:
             return f"{executor} declares no TorchBind support (capabilities.torchbind is false)"
-        bad_dtypes = {str(d).removeprefix("torch.") for d in getattr(caps, "unsupported_dtypes", ())}
+        bad_dtypes = {
+            str(d).removeprefix("torch.") for d in getattr(caps, "unsupported_dtypes", ())
+        }
         if bad_dtypes:
             for x in case.make_inputs():
-                if isinstance(x, torch.Tensor) and str(x.dtype).removeprefix("torch.") in bad_dtypes:
+                if (
+                    isinstance(x, torch.Tensor)
+                    and str(x.dtype).removeprefix("torch.") in bad_dtypes
+                ):
                     return f"{executor} declares dtype {x.dtype} unsupported"
         return None
 
@@ -294,10 +299,16 @@ class Checker:
         except _PrepareFailed as wrapped:
             exc = wrapped.error
             return Outcome(
-                executor, "raised", f"prepare: {type(exc).__name__}: {exc}", phase="prepare", error=exc
+                executor,
+                "raised",
+                f"prepare: {type(exc).__name__}: {exc}",
+                phase="prepare",
+                error=exc,
             )
         except Exception as exc:
-            return Outcome(executor, "raised", f"{type(exc).__name__}: {exc}", phase="run", error=exc)
+            return Outcome(
+                executor, "raised", f"{type(exc).__name__}: {exc}", phase="run", error=exc
+            )
         bitwise = self.bitwise(executor)
         for call, (a, e) in enumerate(zip(actual, expected, strict=True)):
             cmp = compare_outputs(
@@ -307,9 +318,14 @@ class Checker:
                 n_out = len(e) - len(case.make_inputs())
                 what = cmp.reason
                 if cmp.output is not None and cmp.output >= n_out:
-                    what = f"input {cmp.output - n_out} after the call: " + cmp.reason.split(": ", 1)[-1]
+                    what = (
+                        f"input {cmp.output - n_out} after the call: "
+                        + cmp.reason.split(": ", 1)[-1]
+                    )
                 prefix = f"call {call + 1}: " if case.calls > 1 else ""
-                return Outcome(executor, "mismatched", prefix + what, comparison=cmp, phase="compare")
+                return Outcome(
+                    executor, "mismatched", prefix + what, comparison=cmp, phase="compare"
+                )
         return Outcome(executor, "passed")
 
     def run(self, case: Case) -> dict[str, Outcome]:

@@ -193,7 +193,9 @@ def torchbind_programs(max_nodes: int = 8) -> st.SearchStrategy[GeneratedProgram
 
 
 @st.composite
-def _torchbind_programs(draw: st.DrawFn, *, max_nodes: int, extra: list[OpSpec]) -> GeneratedProgram:
+def _torchbind_programs(
+    draw: st.DrawFn, *, max_nodes: int, extra: list[OpSpec]
+) -> GeneratedProgram:
     b = Builder(draw, GenerationConfig(dtypes=(torch.float32, torch.float64)))
     ops: list[Any] = list(CATALOG)
     for _ in range(draw(st.integers(1, max_nodes))):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import gc
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -16,6 +18,19 @@ from torchexec_proxy._targets import normalize_namespaces
 from torchexec_proxy.plan import Plan
 
 __all__ = ["load_plan", "load_plan_from_json"]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building: parsing a large program creates
+    millions of acyclic objects, and repeated full collections over them would dominate."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _objs(custom_objs: Mapping[str, object] | None) -> dict[str, object]:
@@ -85,8 +100,9 @@ def load_plan(
             serialized.weights,
             serialized.constants,
         )
-    doc = parse_document(model_json, source)
-    return build_plan(doc, weights, constants, custom_objs=objs, allowed=allowed, source=source)
+    with _gc_paused():
+        doc = parse_document(model_json, source)
+        return build_plan(doc, weights, constants, custom_objs=objs, allowed=allowed, source=source)
 
 
 def load_plan_from_json(
@@ -118,7 +134,8 @@ def load_plan_from_json(
     del allow_pickle  # nothing to unpickle: the state is already in memory
     objs = _objs(custom_objs)
     allowed = normalize_namespaces(allowed_namespaces)
-    doc = parse_document(model_json, source)
-    return build_plan(
-        doc, dict(weights), dict(constants), custom_objs=objs, allowed=allowed, source=source
-    )
+    with _gc_paused():
+        doc = parse_document(model_json, source)
+        return build_plan(
+            doc, dict(weights), dict(constants), custom_objs=objs, allowed=allowed, source=source
+        )

@@ -20,11 +20,11 @@ from torchexec_proxy._schema import ArgInfo
 from torchexec_proxy.plan import Arg, MixedList, Slot, SlotList, Static
 
 __all__ = [
-    "ACCEPTED",
     "Refs",
     "convert_argument",
     "convert_untyped",
     "device_value",
+    "static",
     "static_scalar",
 ]
 
@@ -38,60 +38,10 @@ class Refs(Protocol):
         ...
 
 
-_SCALAR_TAGS = frozenset({"as_int", "as_float", "as_bool", "as_complex"})
-_SYM_TAGS = frozenset({"as_sym_int", "as_sym_float", "as_sym_bool"})
 _EMPTY_LIST_TAGS = frozenset(
     {"as_ints", "as_floats", "as_bools", "as_strings", "as_tensors", "as_sym_ints",
      "as_sym_floats", "as_sym_bools", "as_optional_tensors"}
 )  # fmt: skip
-
-ACCEPTED: dict[str, frozenset[str]] = {
-    "TensorType": frozenset({"as_tensor"}) | _SCALAR_TAGS | _SYM_TAGS,
-    "IntType": frozenset({"as_int", "as_sym_int"}),
-    "SymIntType": frozenset({"as_int", "as_sym_int"}),
-    "FloatType": frozenset({"as_float", "as_int", "as_sym_float", "as_sym_int"}),
-    "SymFloatType": frozenset({"as_float", "as_int", "as_sym_float", "as_sym_int"}),
-    "BoolType": frozenset({"as_bool", "as_sym_bool"}),
-    "SymBoolType": frozenset({"as_bool", "as_sym_bool"}),
-    "NumberType": _SCALAR_TAGS | _SYM_TAGS,
-    "ComplexType": frozenset({"as_complex", "as_float", "as_int"}),
-    "StringType": frozenset({"as_string"}),
-    "ScalarTypeType": frozenset({"as_scalar_type"}),
-    "LayoutType": frozenset({"as_layout"}),
-    "MemoryFormatType": frozenset({"as_memory_format"}),
-    "DeviceObjType": frozenset({"as_device"}),
-    "ClassType": frozenset({"as_custom_obj"}),
-    "AnyType": frozenset({"as_tensor", "as_tensors", "as_string", "as_ints", "as_floats",
-                          "as_bools", "as_strings", "as_scalar_type", "as_device", "as_layout",
-                          "as_memory_format", "as_custom_obj"}) | _SCALAR_TAGS | _SYM_TAGS,
-}  # fmt: skip
-"""Serialized tags each (non-list) schema type kind accepts."""
-
-_LIST_ACCEPTED: dict[str, frozenset[str]] = {
-    "TensorType": frozenset({"as_tensors"}),
-    "IntType": frozenset({"as_ints", "as_sym_ints", "as_int"}),
-    "SymIntType": frozenset({"as_ints", "as_sym_ints", "as_int"}),
-    "FloatType": frozenset({"as_floats", "as_sym_floats"}),
-    "SymFloatType": frozenset({"as_floats", "as_sym_floats"}),
-    "BoolType": frozenset({"as_bools", "as_sym_bools"}),
-    "SymBoolType": frozenset({"as_bools", "as_sym_bools"}),
-    "NumberType": frozenset({"as_ints", "as_floats", "as_bools"}),
-    "StringType": frozenset({"as_strings"}),
-}
-
-
-def _accepted(info: ArgInfo) -> frozenset[str]:
-    if info.kind == "ListType":
-        base = _LIST_ACCEPTED.get(info.elem or "", frozenset())
-        if info.elem == "TensorType" and info.elem_optional:
-            base = base | {"as_optional_tensors"}
-    else:
-        base = ACCEPTED.get(info.kind, frozenset())
-    if info.optional:
-        base = base | {"as_none"}
-        if info.kind == "TensorType":
-            base = base | {"as_optional_tensor"}
-    return base
 
 
 def _int(v: object, where: str) -> int:
@@ -191,7 +141,7 @@ def _sym(tag: str, payload: Any, refs: Refs, where: str) -> Slot | Static:
     if inner == "as_name":
         return refs(_str(value, where), _SYM_WANT[tag], where)
     if inner == _SYM_CONST[tag]:
-        return Static(static_scalar(inner, value, where))
+        return static(static_scalar(inner, value, where))
     raise ProgramError(f"{where}: {tag} holds {inner}, expected as_name or {_SYM_CONST[tag]}")
 
 
@@ -264,17 +214,19 @@ def convert_untyped(tag: str, payload: Any, refs: Refs, where: str) -> Arg:
     if tag in ("as_graph", "as_operator", "as_nested_tensors", "as_string_to_argument",
                "as_int_lists", "as_float_lists"):  # fmt: skip
         raise ProgramError(f"{where}: arguments of type {tag} are not supported")
-    return Static(static_scalar(tag, payload, where))
+    return static(static_scalar(tag, payload, where))
 
 
 def convert_argument(serialized: object, info: ArgInfo, refs: Refs, where: str) -> Arg:
     """Convert ``serialized`` for the schema argument ``info``, checking its type."""
-    tag, payload = union(serialized, where)
-    accepted = _accepted(info)
-    if tag not in accepted:
+    if type(serialized) is dict and len(serialized) == 1:
+        ((tag, payload),) = serialized.items()
+    else:
+        tag, payload = union(serialized, where)
+    if tag not in info.accepted:
         empty_list = info.kind == "ListType" and tag in _EMPTY_LIST_TAGS and payload == []
         if not empty_list:
-            want = ", ".join(sorted(accepted)) or "nothing the proxy can pass"
+            want = ", ".join(sorted(info.accepted)) or "nothing the proxy can pass"
             raise ProgramError(
                 f"{where}: wrong argument type: schema type {info.type_str} takes {want}; "
                 f"got {tag} {short(payload, 60)}"
@@ -282,4 +234,27 @@ def convert_argument(serialized: object, info: ArgInfo, refs: Refs, where: str) 
         if info.elem == "TensorType":
             return SlotList(())
         return Static([])
+    if tag == "as_tensor" and type(payload) is dict and type(payload.get("name")) is str:
+        return refs(payload["name"], "tensor", where)  # the common case, without detours
     return convert_untyped(tag, payload, refs, where)
+
+
+_STATICS: dict[tuple[type, object], Static] = {}
+# Floats are left out: 0.0 and -0.0 compare (and hash) equal but are different arguments.
+_SHARED_TYPES = (int, bool, str, type(None), torch.dtype, torch.layout, torch.memory_format)
+
+
+def static(value: object) -> Static:
+    """A :class:`Static` holding ``value``; instances for common values are shared."""
+    if not isinstance(value, _SHARED_TYPES):
+        return Static(value)
+    key = (type(value), value)
+    try:
+        return _STATICS[key]
+    except KeyError:
+        made = Static(value)
+        if len(_STATICS) < 4096:
+            _STATICS[key] = made
+        return made
+    except TypeError:  # pragma: no cover - unhashable despite the type check
+        return Static(value)

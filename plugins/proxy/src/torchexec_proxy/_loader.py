@@ -47,6 +47,7 @@ class _Values:
     def __init__(self, source: str, nodes: list[Any]) -> None:
         self.source = source
         self.kinds: list[str] = []
+        self.slots: list[Slot] = []
         self.by_name: dict[str, int] = {}
         self.consts: dict[str, Static] = {}
         self.objects: dict[int, object] = {}
@@ -57,6 +58,7 @@ class _Values:
             raise ProgramError(f"{where}: value {name!r} is defined twice")
         vid = len(self.kinds)
         self.kinds.append(kind)
+        self.slots.append(Slot(vid))
         self.by_name[name] = vid
         return vid
 
@@ -72,7 +74,7 @@ class _Values:
             raise ProgramError(
                 f"{where}: expected {_KIND_WORDS[want]}, but {name!r} is {_KIND_WORDS[kind]}"
             )
-        return Slot(vid)
+        return self.slots[vid]
 
     def _undefined(self, name: str) -> str:
         for node in self._nodes:
@@ -214,8 +216,13 @@ def _build(
     input_vids, user_names = _read_inputs(signature, graph, values, state, source)
     _check_custom_obj_names(custom_objs, state, source)
 
+    resolved: dict[str, Resolved] = {}
+
     def resolve(target: str, where: str) -> Resolved:
-        return resolve_target(target, allowed, where)
+        found = resolved.get(target)
+        if found is None:
+            found = resolved[target] = resolve_target(target, allowed, where)
+        return found
 
     drafts: list[Draft] = []
     for i, node in enumerate(nodes):

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import torch
 
 from torchexec import ProgramError
-from torchexec_proxy._convert import Refs, convert_argument, convert_untyped
+from torchexec_proxy._convert import Refs, convert_argument, convert_untyped, static
 from torchexec_proxy._json import field as json_field
 from torchexec_proxy._json import short, union
 from torchexec_proxy._schema import OpInfo, ReturnInfo, op_info, schema_info
@@ -59,7 +59,10 @@ _CONST_OUT = frozenset({"as_int", "as_float", "as_bool", "as_none"})
 
 def _define_output(out: object, ret: ReturnInfo | None, define: Define, where: str) -> int | None:
     """Define the value one serialized output names; ``None`` for an absent/constant output."""
-    tag, payload = union(out, where)
+    if type(out) is dict and len(out) == 1:
+        ((tag, payload),) = out.items()
+    else:
+        tag, payload = union(out, where)
     if tag == "as_tensor":
         if ret is not None and ret.kind not in ("TensorType", "AnyType"):
             raise ProgramError(f"{where}: the schema returns {ret.kind}, the node a tensor")
@@ -94,12 +97,14 @@ def _inputs(node: dict[str, Any], where: str) -> list[tuple[str, object, int | N
     raw = json_field(node, "inputs", list, where)
     out: list[tuple[str, object, int | None]] = []
     for i, named in enumerate(raw):
+        if type(named) is dict:
+            name, arg, kind = named.get("name"), named.get("arg"), named.get("kind")
+            if type(name) is str and type(arg) is dict:
+                out.append((name, arg, kind if type(kind) is int else None))
+                continue
         w = f"{where}, input {i}"
-        name = json_field(named, "name", str, w)
-        kind = named.get("kind") if isinstance(named, dict) else None
-        out.append(
-            (name, json_field(named, "arg", dict, w), kind if isinstance(kind, int) else None)
-        )
+        json_field(named, "name", str, w)
+        json_field(named, "arg", dict, w)  # one of these raises
     return out
 
 
@@ -126,7 +131,7 @@ def _bind(
         if i in given:
             value = convert_argument(given[i], a, refs, f"{where}, argument {a.name!r}")
         elif a.has_default:
-            value = Static(a.default)
+            value = static(a.default)
         else:
             raise ProgramError(
                 f"{where}: missing argument {a.name!r} ({a.type_str}) of {what}, which has "

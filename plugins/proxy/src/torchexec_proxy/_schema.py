@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["ArgInfo", "OpInfo", "ReturnInfo", "op_info", "schema_info"]
+__all__ = ["ACCEPTED", "ArgInfo", "OpInfo", "ReturnInfo", "accepted_tags", "op_info", "schema_info"]
 
 # Defaults of enum-typed arguments come back from the schema as c10's enum numbers.
 _C10_MEMORY_FORMATS = {
@@ -38,6 +38,61 @@ _ENUM_DEFAULTS: Mapping[str, Mapping[int, Any]] = {
 }
 
 
+_SCALAR_TAGS = frozenset({"as_int", "as_float", "as_bool", "as_complex"})
+_SYM_TAGS = frozenset({"as_sym_int", "as_sym_float", "as_sym_bool"})
+
+ACCEPTED: dict[str, frozenset[str]] = {
+    "TensorType": frozenset({"as_tensor"}) | _SCALAR_TAGS | _SYM_TAGS,
+    "IntType": frozenset({"as_int", "as_sym_int"}),
+    "SymIntType": frozenset({"as_int", "as_sym_int"}),
+    "FloatType": frozenset({"as_float", "as_int", "as_sym_float", "as_sym_int"}),
+    "SymFloatType": frozenset({"as_float", "as_int", "as_sym_float", "as_sym_int"}),
+    "BoolType": frozenset({"as_bool", "as_sym_bool"}),
+    "SymBoolType": frozenset({"as_bool", "as_sym_bool"}),
+    "NumberType": _SCALAR_TAGS | _SYM_TAGS,
+    "ComplexType": frozenset({"as_complex", "as_float", "as_int"}),
+    "StringType": frozenset({"as_string"}),
+    "ScalarTypeType": frozenset({"as_scalar_type"}),
+    "LayoutType": frozenset({"as_layout"}),
+    "MemoryFormatType": frozenset({"as_memory_format"}),
+    "DeviceObjType": frozenset({"as_device"}),
+    "ClassType": frozenset({"as_custom_obj"}),
+    "AnyType": frozenset({"as_tensor", "as_tensors", "as_string", "as_ints", "as_floats",
+                          "as_bools", "as_strings", "as_scalar_type", "as_device", "as_layout",
+                          "as_memory_format", "as_custom_obj"}) | _SCALAR_TAGS | _SYM_TAGS,
+}  # fmt: skip
+"""Serialized tags each (non-list) schema type kind accepts."""
+
+_LIST_ACCEPTED: dict[str, frozenset[str]] = {
+    "TensorType": frozenset({"as_tensors"}),
+    "IntType": frozenset({"as_ints", "as_sym_ints", "as_int"}),
+    "SymIntType": frozenset({"as_ints", "as_sym_ints", "as_int"}),
+    "FloatType": frozenset({"as_floats", "as_sym_floats"}),
+    "SymFloatType": frozenset({"as_floats", "as_sym_floats"}),
+    "BoolType": frozenset({"as_bools", "as_sym_bools"}),
+    "SymBoolType": frozenset({"as_bools", "as_sym_bools"}),
+    "NumberType": frozenset({"as_ints", "as_floats", "as_bools"}),
+    "StringType": frozenset({"as_strings"}),
+}
+
+
+def accepted_tags(
+    kind: str, optional: bool, elem: str | None, elem_optional: bool
+) -> frozenset[str]:
+    """The serialized tags an argument of this type accepts."""
+    if kind == "ListType":
+        base = _LIST_ACCEPTED.get(elem or "", frozenset())
+        if elem == "TensorType" and elem_optional:
+            base = base | {"as_optional_tensors"}
+    else:
+        base = ACCEPTED.get(kind, frozenset())
+    if optional:
+        base = base | {"as_none"}
+        if kind == "TensorType":
+            base = base | {"as_optional_tensor"}
+    return base
+
+
 @dataclass(frozen=True)
 class ArgInfo:
     """One schema argument.
@@ -52,6 +107,7 @@ class ArgInfo:
         has_default: the schema gives a default.
         default: the default, converted to the Python value an operator takes.
         type_str: the schema type as written, for messages.
+        accepted: the serialized tags (``as_tensor``, ``as_ints``, ...) this argument takes.
     """
 
     name: str
@@ -63,6 +119,7 @@ class ArgInfo:
     has_default: bool
     default: Any
     type_str: str
+    accepted: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -131,6 +188,7 @@ def _arg_info(a: Any) -> ArgInfo:
         has_default=bool(a.has_default_value()),
         default=_default(a, kind),
         type_str=str(a.real_type),
+        accepted=accepted_tags(kind, optional, elem, elem_optional),
     )
 
 

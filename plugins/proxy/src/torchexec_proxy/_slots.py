@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from torchexec_proxy._nodes import Draft
-from torchexec_proxy.plan import Arg, MixedList, PlanNode, Slot, SlotList
+from torchexec_proxy.plan import Arg, MixedList, PlanNode, Slot, SlotList, Static
 
-__all__ = ["SlotAssignment", "assign_slots", "reads_of", "remap"]
+__all__ = ["SlotAssignment", "assign_slots", "reads_of"]
 
 _NEVER = -1
 _FOREVER = 1 << 62
@@ -33,24 +33,36 @@ def reads_of(args: Iterable[Arg]) -> list[int]:
     return out
 
 
-def remap(a: Arg, slot_of: Sequence[int | None]) -> Arg:
-    """``a`` with value numbers replaced by slots."""
-    if isinstance(a, Slot):
-        return Slot(_slot(slot_of, a.index))
-    if isinstance(a, SlotList):
-        return SlotList(tuple(None if i is None else _slot(slot_of, i) for i in a.items))
-    if isinstance(a, MixedList):
+class _Remap:
+    """Replaces value numbers by slots, sharing one :class:`Slot` object per slot."""
+
+    def __init__(self, slot_of: Sequence[int | None]) -> None:
+        self.slot_of = slot_of
+        self.objects: dict[int, Slot] = {}
+
+    def slot(self, value: int) -> int:
+        slot = self.slot_of[value]
+        if slot is None:  # pragma: no cover - the loader checks every read value is defined
+            raise AssertionError(f"value {value} has no slot")
+        return slot
+
+    def __call__(self, a: Arg) -> Arg:
+        if isinstance(a, Static):
+            return a
+        if isinstance(a, Slot):
+            return self.slot_object(a.index)
+        if isinstance(a, SlotList):
+            return SlotList(tuple(None if i is None else self.slot(i) for i in a.items))
         return MixedList(
-            tuple(Slot(_slot(slot_of, i.index)) if isinstance(i, Slot) else i for i in a.items)
+            tuple(self.slot_object(i.index) if isinstance(i, Slot) else i for i in a.items)
         )
-    return a
 
-
-def _slot(slot_of: Sequence[int | None], value: int) -> int:
-    slot = slot_of[value]
-    if slot is None:  # pragma: no cover - the loader checks every read value is defined
-        raise AssertionError(f"value {value} has no slot")
-    return slot
+    def slot_object(self, value: int) -> Slot:
+        slot = self.slot(value)
+        obj = self.objects.get(slot)
+        if obj is None:
+            obj = self.objects[slot] = Slot(slot)
+        return obj
 
 
 class SlotAssignment:
@@ -99,6 +111,7 @@ def assign_slots(
 
     pool: list[int] = []
     nodes: list[PlanNode] = []
+    remap = _Remap(slot_of)
     for k, d in enumerate(drafts):
         released = [slot_of[v] for v in node_reads[k] if last[v] == k]
         dying: list[int] = [r for r in released if r is not None]
@@ -124,8 +137,8 @@ def assign_slots(
                 target=d.target,
                 kind=d.kind,
                 op=d.op,
-                args=tuple(remap(a, slot_of) for a in d.args),
-                kwargs={n: remap(a, slot_of) for n, a in d.kwargs.items()},
+                args=tuple(map(remap, d.args)),
+                kwargs={n: remap(a) for n, a in d.kwargs.items()} if d.kwargs else {},
                 outputs=tuple(outputs),
                 returns_list=d.returns_list,
                 free_after=tuple(sorted(dying)),

@@ -1,10 +1,11 @@
 // torch.classes.torchexec.Engine: a prepared program that runs node by node through the
 // dispatcher, with no Python in the loop.
 //
-// The engine is built from an *encoded plan* (an IValue made of nested tuples, described in
-// spec.md next to this file and produced by torchexec_torchbind/_encode.py). Building validates
-// the whole plan and compiles every node into a list of argument steps; running only moves
-// IValues between slots and a reused stack.
+// The engine is built from an *encoded plan* (PlanState below, produced by
+// torchexec_torchbind/_encode.py). Its shape is fixed and typed, so that Python hands it over
+// without type inference and TorchScript pickles it as the engine's state. Building validates the
+// whole plan and compiles every node into a list of argument steps; running only moves IValues
+// between slots and a reused stack.
 #pragma once
 
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -16,13 +17,36 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace torchexec {
 
-// Version of the encoded plan (the first two tuple elements are "torchexec.engine", version).
+// Version of the encoded plan (the first two fields are "torchexec.engine", version).
 constexpr int64_t kSpecVersion = 1;
 constexpr const char* kSpecMagic = "torchexec.engine";
+
+// One argument (or program output) of the encoded plan:
+//   (keyword name or "", tag, ints, floats, text, value)
+// tag "slot": ints = [slot]; "slots": ints = slots (-1 = None); "mixed": ints = pairs
+// (is_slot, value); anything else is a static value: "none", "int" / "bool" (ints[0]),
+// "float" (floats[0]), "complex" (floats = [re, im]), "str" / "dtype" / "layout" /
+// "memory_format" / "device" (text), "ints" / "bools" (ints), "floats" (floats), "tensor" (value).
+using ArgRow = std::tuple<std::string, std::string, std::vector<int64_t>, std::vector<double>,
+                          std::string, c10::IValue>;
+// (slot or -1, kind, dtype name or "", device type or "", device index or -1)
+using InputRow = std::tuple<int64_t, std::string, std::string, std::string, int64_t>;
+// (slot, kind, name, value)
+using StateRow = std::tuple<int64_t, std::string, std::string, c10::IValue>;
+// (name, kind, target, overload, args, outputs (-1 = unused), result mode, frees)
+using NodeRow = std::tuple<std::string, std::string, std::string, std::string, std::vector<ArgRow>,
+                           std::vector<int64_t>, std::string, std::vector<int64_t>>;
+// (slot, "buffer" | "user_input", buffer name or "", user input index or -1)
+using MutationRow = std::tuple<int64_t, std::string, std::string, int64_t>;
+// (magic, version, allowed namespaces, num_slots, inputs, state, nodes, outputs, mutations)
+using PlanState = std::tuple<std::string, int64_t, std::vector<std::string>, int64_t,
+                             std::vector<InputRow>, std::vector<StateRow>, std::vector<NodeRow>,
+                             std::vector<ArgRow>, std::vector<MutationRow>>;
 
 // How one argument of a call is produced at run time.
 enum class StepKind : uint8_t {
@@ -101,13 +125,13 @@ struct Mutation {
 
 class Engine : public torch::CustomClassHolder {
  public:
-  explicit Engine(c10::IValue spec);
+  explicit Engine(PlanState plan);
 
   // Runs the program on the flat user inputs; returns the flat user outputs.
   std::vector<c10::IValue> run(std::vector<c10::IValue> inputs) const;
 
   // The encoded plan, as given (the pickled state).
-  const c10::IValue& spec() const { return spec_; }
+  const PlanState& plan() const { return plan_; }
 
   int64_t num_nodes() const { return static_cast<int64_t>(nodes_.size()); }
   int64_t num_slots() const { return num_slots_; }
@@ -120,7 +144,7 @@ class Engine : public torch::CustomClassHolder {
 
   void check_inputs(const std::vector<c10::IValue>& inputs) const;
 
-  c10::IValue spec_;
+  PlanState plan_;
   std::vector<std::string> allowed_namespaces_;
   int64_t num_slots_ = 0;
   std::vector<InputSpec> inputs_;
@@ -137,13 +161,15 @@ int64_t python_arity(PyFn fn);
 c10::TypePtr python_result_type(PyFn fn, const std::vector<c10::TypePtr>& args);
 c10::IValue python_call(PyFn fn, const c10::IValue* args);
 
-// Static values (statics.cpp): an encoded (tag, payload) pair converted to the IValue a schema
-// argument of type `type` takes. Throws c10::Error with a message naming what was expected.
-c10::IValue decode_static(const c10::IValue& encoded, const c10::TypePtr& type);
+// Static values (statics.cpp): an encoded argument row (tag and payload) converted to the IValue
+// a schema argument of type `type` takes. Throws c10::Error naming what was expected.
+c10::IValue decode_static(const ArgRow& row, const c10::TypePtr& type);
+// An encoded static with no schema to guide it (program outputs, arguments of Python nodes).
+c10::IValue decode_static_untyped(const ArgRow& row);
+// How a type reads in messages: schema spelling (Scalar, Tensor, List[int], class names).
+std::string type_name(const c10::TypePtr& type);
 // A dtype by its Python name ("float32", "int64", ...).
 c10::ScalarType parse_dtype(const std::string& name);
 std::string dtype_name(c10::ScalarType dtype);
-// An encoded static with no schema to guide it (program outputs, arguments of Any type).
-c10::IValue decode_static_untyped(const c10::IValue& encoded);
 
 }  // namespace torchexec

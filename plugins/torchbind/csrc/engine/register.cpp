@@ -1,6 +1,7 @@
 // Registers torch.classes.torchexec.Engine.
 //
-//   Engine(Any plan)            build and validate (RuntimeError naming the node on a bad plan)
+//   Engine(plan)                build and validate (RuntimeError naming the node on a bad plan);
+//                               `plan` is the typed tuple PlanState (engine.h)
 //   run(Any[] inputs) -> Any[]  flat user inputs -> flat user outputs
 //   num_nodes(), num_slots(), num_inputs(), operators(), allowed_namespaces(), plan()
 //
@@ -22,7 +23,7 @@ using EnginePtr = c10::intrusive_ptr<Engine>;
 
 TORCH_LIBRARY(torchexec, m) {
   m.class_<Engine>("Engine")
-      .def(torch::init<c10::IValue>())
+      .def(torch::init<torchexec::PlanState>())
       .def("run",
            [](const EnginePtr& self, c10::impl::GenericList inputs) {
              std::vector<c10::IValue> args(inputs.begin(), inputs.end());
@@ -40,10 +41,10 @@ TORCH_LIBRARY(torchexec, m) {
       .def("operators", [](const EnginePtr& self) { return self->operators(); })
       .def("allowed_namespaces",
            [](const EnginePtr& self) { return self->allowed_namespaces(); })
-      .def("plan", [](const EnginePtr& self) { return self->spec(); })
+      .def("plan", [](const EnginePtr& self) { return self->plan(); })
       .def_pickle(
-          [](const EnginePtr& self) -> c10::IValue { return self->spec(); },
-          [](c10::IValue state) -> EnginePtr {
+          [](const EnginePtr& self) -> torchexec::PlanState { return self->plan(); },
+          [](torchexec::PlanState state) -> EnginePtr {
             return c10::make_intrusive<Engine>(std::move(state));
           });
 }

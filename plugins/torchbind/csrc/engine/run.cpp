@@ -14,8 +14,26 @@ using c10::IValue;
 
 namespace {
 
-const char* kind_name(const IValue& v) {
-  return v.tagKind().c_str();
+std::string kind_name(const IValue& v) {
+  if (v.isInt()) {
+    return "int";
+  }
+  if (v.isDouble()) {
+    return "float";
+  }
+  if (v.isBool()) {
+    return "bool";
+  }
+  if (v.isString()) {
+    return "str";
+  }
+  if (v.isNone()) {
+    return "None";
+  }
+  if (v.isTensor()) {
+    return v.toTensor().defined() ? "Tensor" : "an undefined tensor";
+  }
+  return v.tagKind();
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// Static argument values: an encoded (tag, payload) pair turned into the IValue that a schema
+// Static argument values: an encoded argument row (tag and payload) turned into the IValue that a schema
 // argument of a given type takes (dtypes, layouts and memory formats become ints, lists become
 // typed lists, ...). Everything that does not fit raises c10::Error; nothing is guessed.
 
@@ -68,74 +68,89 @@ c10::MemoryFormat parse_memory_format(const std::string& name) {
 }
 
 struct Encoded {
-  std::string tag;
-  IValue payload;
+  const std::string& tag;
+  const std::vector<int64_t>& ints;
+  const std::vector<double>& floats;
+  const std::string& text;
+  const IValue& value;
+
+  explicit Encoded(const ArgRow& row)
+      : tag(std::get<1>(row)),
+        ints(std::get<2>(row)),
+        floats(std::get<3>(row)),
+        text(std::get<4>(row)),
+        value(std::get<5>(row)) {}
+
+  int64_t one_int() const {
+    TORCH_CHECK(ints.size() == 1, "static '", tag, "' needs exactly one int");
+    return ints[0];
+  }
+  double one_float() const {
+    TORCH_CHECK(floats.size() == 1, "static '", tag, "' needs exactly one float");
+    return floats[0];
+  }
+  c10::complex<double> complex() const {
+    TORCH_CHECK(floats.size() == 2, "static 'complex' needs a real and an imaginary part");
+    return {floats[0], floats[1]};
+  }
+  bool is_number() const {
+    return tag == "int" || tag == "float" || tag == "bool" || tag == "complex";
+  }
+  bool is_list() const {
+    return tag == "ints" || tag == "floats" || tag == "bools";
+  }
+  // Elements of an "ints" / "floats" / "bools" list as scalars.
+  std::vector<IValue> elements() const {
+    std::vector<IValue> out;
+    if (tag == "floats") {
+      out.assign(floats.begin(), floats.end());
+    } else {
+      for (int64_t v : ints) {
+        out.emplace_back(tag == "bools" ? IValue(v != 0) : IValue(v));
+      }
+    }
+    return out;
+  }
 };
 
-Encoded split(const IValue& encoded) {
-  TORCH_CHECK(
-      encoded.isTuple() && encoded.toTupleRef().elements().size() == 2 &&
-          encoded.toTupleRef().elements()[0].isString(),
-      "a static value must be encoded as a (tag, payload) tuple, got ",
-      encoded.tagKind());
-  const auto& elems = encoded.toTupleRef().elements();
-  return {elems[0].toStringRef(), elems[1]};
-}
-
-int64_t payload_int(const Encoded& e) {
-  TORCH_CHECK(e.payload.isInt(), "static '", e.tag, "' needs an int payload");
-  return e.payload.toInt();
-}
-
-double payload_double(const Encoded& e) {
-  TORCH_CHECK(e.payload.isDouble() || e.payload.isInt(), "static '", e.tag,
-              "' needs a float payload");
-  return e.payload.isDouble() ? e.payload.toDouble() : static_cast<double>(e.payload.toInt());
-}
-
-bool payload_bool(const Encoded& e) {
-  TORCH_CHECK(e.payload.isBool(), "static '", e.tag, "' needs a bool payload");
-  return e.payload.toBool();
-}
-
-const std::string& payload_str(const Encoded& e) {
-  TORCH_CHECK(e.payload.isString(), "static '", e.tag, "' needs a str payload");
-  return e.payload.toStringRef();
-}
-
-c10::complex<double> payload_complex(const Encoded& e) {
-  TORCH_CHECK(e.payload.isTuple() && e.payload.toTupleRef().elements().size() == 2,
-              "static 'complex' needs a (real, imag) payload");
-  const auto& parts = e.payload.toTupleRef().elements();
-  TORCH_CHECK(parts[0].isDouble() && parts[1].isDouble(),
-              "static 'complex' needs float real and imaginary parts");
-  return {parts[0].toDouble(), parts[1].toDouble()};
-}
-
-std::vector<IValue> payload_items(const Encoded& e) {
-  if (e.payload.isTuple()) {
-    const auto& elems = e.payload.toTupleRef().elements();
-    return std::vector<IValue>(elems.begin(), elems.end());
-  }
-  TORCH_CHECK(e.payload.isList(), "static 'list' needs a tuple payload");
-  auto list = e.payload.toListRef();
-  return std::vector<IValue>(list.begin(), list.end());
-}
-
 [[noreturn]] void mismatch(const TypePtr& type, const Encoded& e) {
-  TORCH_CHECK(false, "expected a value of type ", type->repr_str(), ", got a static '",
-              e.tag, "'");
+  TORCH_CHECK(false, "expected a value of type ", type_name(type), ", got a static '", e.tag,
+              "'");
+}
+
+// One element of a static list converted to the list's element type.
+IValue element(const IValue& v, const TypePtr& elem) {
+  const TypePtr t = elem->kind() == TypeKind::OptionalType
+      ? elem->expectRef<c10::OptionalType>().getElementType()
+      : elem;
+  switch (t->kind()) {
+    case TypeKind::IntType:
+      TORCH_CHECK(v.isInt(), "expected ints in a list of ", type_name(elem));
+      return v;
+    case TypeKind::FloatType:
+      TORCH_CHECK(v.isInt() || v.isDouble(), "expected numbers in a list of ",
+                  type_name(elem));
+      return v.isInt() ? IValue(static_cast<double>(v.toInt())) : v;
+    case TypeKind::BoolType:
+      TORCH_CHECK(v.isBool(), "expected bools in a list of ", type_name(elem));
+      return v;
+    case TypeKind::NumberType:
+    case TypeKind::AnyType:
+      return v;
+    default:
+      TORCH_CHECK(false, "a static list cannot hold values of type ", type_name(elem));
+  }
 }
 
 IValue decode_list(const Encoded& e, const TypePtr& list_type) {
   const TypePtr& elem = list_type->expectRef<c10::ListType>().getElementType();
-  auto items = payload_items(e);
+  const auto items = e.elements();
   switch (elem->kind()) {
     case TypeKind::IntType: {
       c10::List<int64_t> out;
       out.reserve(items.size());
       for (const auto& item : items) {
-        out.push_back(decode_static(item, elem).toInt());
+        out.push_back(element(item, elem).toInt());
       }
       return out;
     }
@@ -143,15 +158,18 @@ IValue decode_list(const Encoded& e, const TypePtr& list_type) {
       c10::List<double> out;
       out.reserve(items.size());
       for (const auto& item : items) {
-        out.push_back(decode_static(item, elem).toDouble());
+        out.push_back(element(item, elem).toDouble());
       }
       return out;
     }
     case TypeKind::BoolType: {
+      // An empty list arrives as "ints": it has no elements to say otherwise.
+      TORCH_CHECK(e.tag == "bools" || items.empty(), "expected a list of bools, got '", e.tag,
+                  "'");
       c10::List<bool> out;
       out.reserve(items.size());
       for (const auto& item : items) {
-        out.push_back(decode_static(item, elem).toBool());
+        out.push_back(element(item, elem).toBool());
       }
       return out;
     }
@@ -159,14 +177,42 @@ IValue decode_list(const Encoded& e, const TypePtr& list_type) {
       c10::impl::GenericList out(elem);
       out.reserve(items.size());
       for (const auto& item : items) {
-        out.push_back(decode_static(item, elem));
+        out.push_back(element(item, elem));
       }
       return out;
     }
   }
 }
 
+at::Tensor wrapped_number(const Encoded& e) {
+  at::Scalar scalar;
+  if (e.tag == "int") {
+    scalar = e.one_int();
+  } else if (e.tag == "float") {
+    scalar = e.one_float();
+  } else if (e.tag == "bool") {
+    scalar = e.one_int() != 0;
+  } else {
+    scalar = e.complex();
+  }
+  at::Tensor t = at::scalar_to_tensor(scalar);
+  t.unsafeGetTensorImpl()->set_wrapped_number(true);
+  return t;
+}
+
 }  // namespace
+
+std::string type_name(const TypePtr& t) {
+  if (t->kind() == TypeKind::NumberType) {
+    return "Scalar";
+  }
+  if (auto cls = t->cast<c10::ClassType>()) {
+    if (cls->name()) {
+      return cls->name()->qualifiedName();
+    }
+  }
+  return t->annotation_str();
+}
 
 c10::ScalarType parse_dtype(const std::string& name) {
   auto it = dtype_names().find(name);
@@ -182,13 +228,13 @@ std::string dtype_name(c10::ScalarType dtype) {
   }
 }
 
-IValue decode_static(const IValue& encoded, const TypePtr& type) {
-  Encoded e = split(encoded);
+IValue decode_static(const ArgRow& row, const TypePtr& type) {
+  const Encoded e(row);
   TypePtr want = type;
   if (e.tag == "none") {
     TORCH_CHECK(want->kind() == TypeKind::OptionalType || want->kind() == TypeKind::NoneType ||
                     want->kind() == TypeKind::AnyType,
-                "expected a value of type ", want->repr_str(), ", got None");
+                "expected a value of type ", type_name(want), ", got None");
     return IValue();
   }
   if (auto opt = want->cast<c10::OptionalType>()) {
@@ -196,140 +242,129 @@ IValue decode_static(const IValue& encoded, const TypePtr& type) {
   }
   switch (want->kind()) {
     case TypeKind::AnyType:
-      return decode_static_untyped(encoded);
+      return decode_static_untyped(row);
     case TypeKind::IntType:  // int, SymInt, ScalarType, Layout, MemoryFormat
       if (e.tag == "int") {
-        return payload_int(e);
+        return e.one_int();
       }
       if (e.tag == "dtype") {
-        return static_cast<int64_t>(parse_dtype(payload_str(e)));
+        return static_cast<int64_t>(parse_dtype(e.text));
       }
       if (e.tag == "layout") {
-        return static_cast<int64_t>(parse_layout(payload_str(e)));
+        return static_cast<int64_t>(parse_layout(e.text));
       }
       if (e.tag == "memory_format") {
-        return static_cast<int64_t>(parse_memory_format(payload_str(e)));
+        return static_cast<int64_t>(parse_memory_format(e.text));
       }
       mismatch(want, e);
     case TypeKind::FloatType:
-      if (e.tag == "float" || e.tag == "int") {
-        return payload_double(e);
+      if (e.tag == "float") {
+        return e.one_float();
+      }
+      if (e.tag == "int") {
+        return static_cast<double>(e.one_int());
       }
       mismatch(want, e);
     case TypeKind::BoolType:
       if (e.tag == "bool") {
-        return payload_bool(e);
+        return e.one_int() != 0;
       }
       mismatch(want, e);
     case TypeKind::NumberType:  // Scalar
-      if (e.tag == "int") {
-        return payload_int(e);
-      }
-      if (e.tag == "float") {
-        return payload_double(e);
-      }
-      if (e.tag == "bool") {
-        return payload_bool(e);
-      }
-      if (e.tag == "complex") {
-        return payload_complex(e);
+      if (e.is_number()) {
+        return decode_static_untyped(row);
       }
       mismatch(want, e);
     case TypeKind::ComplexType:
       if (e.tag == "complex") {
-        return payload_complex(e);
+        return e.complex();
       }
-      if (e.tag == "float" || e.tag == "int") {
-        return c10::complex<double>(payload_double(e), 0.0);
+      if (e.tag == "float") {
+        return c10::complex<double>(e.one_float(), 0.0);
+      }
+      if (e.tag == "int") {
+        return c10::complex<double>(static_cast<double>(e.one_int()), 0.0);
       }
       mismatch(want, e);
     case TypeKind::StringType:
       if (e.tag == "str") {
-        return payload_str(e);
+        return e.text;
       }
       mismatch(want, e);
     case TypeKind::DeviceObjType:
       if (e.tag == "device") {
-        return c10::Device(payload_str(e));
+        return c10::Device(e.text);
       }
       mismatch(want, e);
     case TypeKind::ListType:
-      if (e.tag == "list") {
+      if (e.is_list()) {
         return decode_list(e, want);
       }
       mismatch(want, e);
     case TypeKind::TensorType:
       if (e.tag == "tensor") {
-        TORCH_CHECK(e.payload.isTensor(), "static 'tensor' needs a tensor payload");
-        return e.payload;
+        TORCH_CHECK(e.value.isTensor(), "static 'tensor' needs a tensor value");
+        return e.value;
       }
       // A number where a tensor is expected (aten.add.Tensor(x, 1) in a graph) becomes a
       // wrapped-number tensor, exactly as torch.ops converts it when called from Python, so
       // type promotion treats it as a scalar.
-      if (e.tag == "int" || e.tag == "float" || e.tag == "bool" || e.tag == "complex") {
-        at::Scalar scalar;
-        if (e.tag == "int") {
-          scalar = payload_int(e);
-        } else if (e.tag == "float") {
-          scalar = payload_double(e);
-        } else if (e.tag == "bool") {
-          scalar = payload_bool(e);
-        } else {
-          scalar = payload_complex(e);
-        }
-        at::Tensor t = at::scalar_to_tensor(scalar);
-        t.unsafeGetTensorImpl()->set_wrapped_number(true);
-        return t;
+      if (e.is_number()) {
+        return wrapped_number(e);
       }
       mismatch(want, e);
     default:
       TORCH_CHECK(false, "a static value cannot be given for an argument of type ",
-                  type->repr_str(), " (got '", e.tag, "')");
+                  type_name(type), " (got '", e.tag, "')");
   }
 }
 
-IValue decode_static_untyped(const IValue& encoded) {
-  Encoded e = split(encoded);
+IValue decode_static_untyped(const ArgRow& row) {
+  const Encoded e(row);
   if (e.tag == "none") {
     return IValue();
   }
   if (e.tag == "int") {
-    return payload_int(e);
+    return e.one_int();
   }
   if (e.tag == "float") {
-    return payload_double(e);
+    return e.one_float();
   }
   if (e.tag == "bool") {
-    return payload_bool(e);
-  }
-  if (e.tag == "str") {
-    return payload_str(e);
+    return e.one_int() != 0;
   }
   if (e.tag == "complex") {
-    return payload_complex(e);
+    return e.complex();
+  }
+  if (e.tag == "str") {
+    return e.text;
   }
   if (e.tag == "dtype") {
-    return static_cast<int64_t>(parse_dtype(payload_str(e)));
+    return static_cast<int64_t>(parse_dtype(e.text));
   }
   if (e.tag == "layout") {
-    return static_cast<int64_t>(parse_layout(payload_str(e)));
+    return static_cast<int64_t>(parse_layout(e.text));
   }
   if (e.tag == "memory_format") {
-    return static_cast<int64_t>(parse_memory_format(payload_str(e)));
+    return static_cast<int64_t>(parse_memory_format(e.text));
   }
   if (e.tag == "device") {
-    return c10::Device(payload_str(e));
+    return c10::Device(e.text);
   }
   if (e.tag == "tensor") {
-    TORCH_CHECK(e.payload.isTensor(), "static 'tensor' needs a tensor payload");
-    return e.payload;
+    TORCH_CHECK(e.value.isTensor(), "static 'tensor' needs a tensor value");
+    return e.value;
   }
-  if (e.tag == "list") {
-    auto items = payload_items(e);
-    c10::impl::GenericList out(c10::AnyType::get());
-    out.reserve(items.size());
-    for (const auto& item : items) {
-      out.push_back(decode_static_untyped(item));
+  if (e.tag == "ints") {
+    return c10::List<int64_t>(e.ints);
+  }
+  if (e.tag == "floats") {
+    return c10::List<double>(e.floats);
+  }
+  if (e.tag == "bools") {
+    c10::List<bool> out;
+    for (int64_t v : e.ints) {
+      out.push_back(v != 0);
     }
     return out;
   }
