@@ -29,7 +29,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.fx.experimental.proxy_tensor import make_fx
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     run = torchexec.prepare(gm, x, executor="torchbind")
     results["chain_prepare_s"] = time.perf_counter() - t0
-    engine = run.runner.engine
+    engine = cast(Any, run.runner).engine
     from torchexec_torchbind import engine_from_plan_state
 
     plan_state = engine.plan()
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     number = 10 if args.quick else 40
     eng = side_by_side(lambda: engine.run([x]), lambda: gm(x), number, rounds, device)
     prep = side_by_side(lambda: run(x), lambda: gm(x), number, rounds, device)
-    scripted = torch.jit.trace(gm, (x,))
+    scripted = torch.jit.trace(gm, (x,))  # type: ignore[no-untyped-call]
     ts = side_by_side(lambda: scripted(x), lambda: gm(x), number, rounds, device)
     results["chain2000"] = {
         "nodes": nodes,

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import torch
@@ -92,6 +92,11 @@ def assert_same(actual: object, expected: object, where: str = "output") -> None
         assert type(actual) is type(expected) and actual == expected, (
             f"{where}: {actual!r} != {expected!r}"
         )
+
+
+def engine_of(prepared: torchexec.PreparedProgram) -> Any:
+    """The ``torch.classes.torchexec.Engine`` inside a program prepared for ``torchbind``."""
+    return cast(Any, prepared.runner).engine
 
 
 Agree = Callable[..., list[Any]]

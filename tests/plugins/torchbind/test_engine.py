@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import torch
-from torchexec_proxy.plan import MixedList, Plan, PlanNode, Slot, SlotList, StateEntry, Static
 
 import torchexec
+from torchexec_proxy.plan import MixedList, Plan, PlanNode, Slot, SlotList, StateEntry, Static
 from torchexec_torchbind import InputSpec, build_engine, encode_plan, engine_from_plan_state
 
-from .conftest import TESTING_NS, assert_same
+from .conftest import TESTING_NS, assert_same, engine_of
 
 pytestmark = pytest.mark.usefixtures("engine_lib")
 
@@ -201,14 +201,27 @@ def test_unknown_python_function() -> None:
 
 
 def test_bad_plan_shape_is_an_error_not_a_crash() -> None:
-    for bad in ((), ("torchexec.engine", 99), ("nope",) * 9, [1, 2, 3]):
-        with pytest.raises(torchexec.ProgramError):
-            engine_from_plan_state(bad)  # type: ignore[arg-type]
     enc = encode_plan(GOOD, allowed_namespaces=NS)
+    node = enc[6][0]
+    bad_shapes = [
+        (),
+        ("nope",) * 9,
+        (*enc[:6], [node[:2]], *enc[7:]),  # a node with 2 of its 8 fields
+        (*enc[:6], [(*node[:4], [("", "slot", "zero", [], "", None)], *node[5:])], *enc[7:]),
+    ]
+    for bad in bad_shapes:
+        with pytest.raises(torchexec.ProgramError):
+            engine_from_plan_state(bad)
+    with pytest.raises(torchexec.ProgramError, match="not an engine plan"):
+        engine_from_plan_state(("other", *enc[1:]))
     with pytest.raises(torchexec.ProgramError, match="plan version 2 is not supported"):
         engine_from_plan_state((enc[0], 2, *enc[2:]))
-    with pytest.raises(torchexec.ProgramError, match="node 0.*must have 9 fields"):
-        engine_from_plan_state((*enc[:6], (("add", "op"),), *enc[7:]))
+    bad_arg = [(*node[:4], [("", "slot", [0, 1], [], "", None), *node[4][1:]], *node[5:])]
+    with pytest.raises(torchexec.ProgramError, match=r"node 'add'.*'self' needs exactly one slot"):
+        engine_from_plan_state((*enc[:6], bad_arg, *enc[7:]))
+    bad_tag = [(*node[:4], [("", "weird", [], [], "", None), *node[4][1:]], *node[5:])]
+    with pytest.raises(torchexec.ProgramError, match=r"node 'add'.*argument 'self'"):
+        engine_from_plan_state((*enc[:6], bad_tag, *enc[7:]))
 
 
 def test_run_input_checks() -> None:
@@ -216,7 +229,10 @@ def test_run_input_checks() -> None:
     x = torch.randn(3)
     with pytest.raises(torchexec.InputMismatchError, match="expected 2 inputs, got 1"):
         e(x)
-    with pytest.raises(torchexec.InputMismatchError, match="input 1 must have dtype torch.float32, got torch.float64"):
+    with pytest.raises(
+        torchexec.InputMismatchError,
+        match=r"input 1 must have dtype torch\.float32, got torch\.float64",
+    ):
         e(x, x.double())  # fmt: skip
     with pytest.raises(torchexec.InputMismatchError, match="input 0 must be a tensor, got int"):
         e(3, x)
@@ -246,7 +262,7 @@ def test_missing_custom_object_and_method(testing_lib: None) -> None:
     state = (StateEntry(2, "custom_obj", "scale"),)
     p = plan((call,), (Slot(3),), state=state, state_values={})
     _error(p, r"custom object 'scale' was not given; pass it by name in custom_objs")
-    obj = testing.scale(torch.tensor([2.0, 3.0, 4.0]))
+    obj: Any = testing.scale(torch.tensor([2.0, 3.0, 4.0]))
     good = replace(p, state_values={"scale": obj})
     x = torch.randn(3)
     assert_same(engine(good).run([x, x]), [obj.apply(x)])
@@ -271,9 +287,11 @@ def _holder_script(e: Any) -> torch.jit.ScriptModule:
 
         def forward(self, x: torch.Tensor, y: torch.Tensor) -> list[Any]:
             inputs: list[Any] = [x, y]
-            return self.engine.run(inputs)  # type: ignore[no-any-return]
+            out: list[Any] = self.engine.run(inputs)
+            return out
 
-    return torch.jit.script(Holder(e))  # type: ignore[no-any-return]
+    scripted: torch.jit.ScriptModule = torch.jit.script(Holder(e))
+    return scripted
 
 
 def test_pickling_round_trips(tmp_path: Path) -> None:
@@ -283,7 +301,7 @@ def test_pickling_round_trips(tmp_path: Path) -> None:
     # TorchScript: a module holding the engine, saved and loaded without Python objects.
     path = tmp_path / "holder.pt"
     torch.jit.save(_holder_script(e), str(path))
-    loaded = torch.jit.load(str(path))
+    loaded = torch.jit.load(str(path))  # type: ignore[no-untyped-call]
     assert_same(loaded(x, y), expected)
     assert loaded.engine.operators() == ["aten::add.Tensor"]
     # Python pickle and copy go through the same __getstate__/__setstate__.
@@ -294,14 +312,15 @@ def test_pickling_round_trips(tmp_path: Path) -> None:
     assert_same(torch.load(buf, weights_only=False).run([x, y]), expected)
     # The state is the encoded plan.
     assert e.plan()[0] == "torchexec.engine"
-    assert_same(engine_from_plan_state(e.plan()).run([x, y]), expected)
+    rebuilt: Any = engine_from_plan_state(e.plan())
+    assert_same(rebuilt.run([x, y]), expected)
 
 
 def test_engine_from_prepare_pickles_with_its_weights(tmp_path: Path) -> None:
     mlp = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh())
     x = torch.randn(2, 3)
     run = torchexec.prepare(mlp, x, executor="torchbind")
-    e = run.runner.engine
+    e = engine_of(run)
     restored = pickle.loads(pickle.dumps(e))
     with torch.no_grad():
         assert_same(restored.run([x]), [mlp(x)])

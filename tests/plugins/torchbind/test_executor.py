@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -57,7 +58,7 @@ def test_library_loads_lazily() -> None:
         "(path,) = torch.ops.loaded_libraries\n"
         "assert '_lib_engine' in path, path\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -111,11 +112,12 @@ def test_cuda_torchbind_objects_and_devices(cuda: torch.device, testing_lib: Non
     class Model(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.scale = testing.scale(torch.tensor([1.0, 2.0, 3.0], device=cuda))
+            self.scale: Any = testing.scale(torch.tensor([1.0, 2.0, 3.0], device=cuda))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             y = self.scale.apply(x)
-            return torch.ops.torchexec_testing.scale_add(self.scale, y, 2)
+            out: torch.Tensor = torch.ops.torchexec_testing.scale_add(self.scale, y, 2)
+            return out
 
     m = Model()
     x = torch.randn(4, 3, device=cuda)

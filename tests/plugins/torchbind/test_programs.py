@@ -131,6 +131,7 @@ def test_cnn_with_batch_norm(agree: Agree) -> None:
     )
     bn = cnn[1]
     assert isinstance(bn, torch.nn.BatchNorm2d)
+    assert bn.running_mean is not None and bn.running_var is not None
     with torch.no_grad():
         bn.running_mean.uniform_(-0.5, 0.5)
         bn.running_var.uniform_(0.5, 2.0)
@@ -147,6 +148,8 @@ def test_transformer_encoder_layer(agree: Agree) -> None:
 
 class _Counter(torch.nn.Module):
     """Parameters, a mutated buffer, a lifted constant and a constant (int) input."""
+
+    steps: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()

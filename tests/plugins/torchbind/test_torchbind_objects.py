@@ -14,7 +14,7 @@ import torch
 
 import torchexec
 
-from .conftest import TESTING_NS, assert_same
+from .conftest import TESTING_NS, assert_same, engine_of
 
 pytestmark = pytest.mark.usefixtures("testing_lib")
 
@@ -23,13 +23,13 @@ OPTIONS = {"allowed_namespaces": [TESTING_NS]}
 W = torch.tensor([1.0, -2.0, 0.5])
 
 
-def _scale(weight: torch.Tensor = W) -> torch.ScriptObject:
+def _scale(weight: torch.Tensor = W) -> Any:
     from torchexec_torchbind import testing
 
     return testing.scale(weight.clone())
 
 
-def _accumulator() -> torch.ScriptObject:
+def _accumulator() -> Any:
     from torchexec_torchbind import testing
 
     return testing.accumulator(torch.zeros(3))
@@ -138,19 +138,20 @@ def test_engine_holding_objects_saves_and_loads(tmp_path: Path) -> None:
         ep, x, executor="torchbind", executor_parameters=dict(OPTIONS, custom_objs={"acc": acc})
     )
     run(x)  # the saved engine holds an accumulator that has seen one call
-    holder = torch.jit.script(_Holder(run.runner.engine))
+    holder = torch.jit.script(_Holder(engine_of(run)))
     path = tmp_path / "engine.pt"
     torch.jit.save(holder, str(path))
-    loaded = torch.jit.load(str(path))
+    loaded = torch.jit.load(str(path))  # type: ignore[no-untyped-call]
     expected = run(x)
     assert_same(loaded(x), list(expected))
 
 
 class _Holder(torch.nn.Module):
-    def __init__(self, engine: torch.ScriptObject) -> None:
+    def __init__(self, engine: Any) -> None:
         super().__init__()
         self.engine = engine
 
     def forward(self, x: torch.Tensor) -> list[Any]:
         inputs: list[Any] = [x]
-        return self.engine.run(inputs)  # type: ignore[no-any-return]
+        out: list[Any] = self.engine.run(inputs)
+        return out

@@ -32,17 +32,24 @@ class Profile:
         torchbind_examples: programs with TorchBind calls.
         opinfo_samples: samples per OpInfo.
         derandomize: the same examples every run (no database, no random seed).
+        shrink_seconds: how long hypothesis may shrink a failing program before the kit's own
+            minimiser (first failing call, alone) takes over.
     """
 
     max_examples: int
     torchbind_examples: int
     opinfo_samples: int
     derandomize: bool
+    shrink_seconds: float = 30.0
 
 
 PROFILES: dict[str, Profile] = {
-    "quick": Profile(max_examples=25, torchbind_examples=8, opinfo_samples=1, derandomize=False),
-    "ci": Profile(max_examples=300, torchbind_examples=40, opinfo_samples=2, derandomize=True),
+    "quick": Profile(
+        max_examples=25, torchbind_examples=8, opinfo_samples=1, derandomize=False, shrink_seconds=20
+    ),
+    "ci": Profile(
+        max_examples=300, torchbind_examples=40, opinfo_samples=2, derandomize=True, shrink_seconds=60
+    ),
 }
 """``quick`` is the default; ``ci`` is derandomized and larger."""
 

@@ -9,6 +9,7 @@ with the program as Python code.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -163,11 +164,17 @@ def _run(
     """One hypothesis run over ``executors``; returns the executors that failed."""
     from torchexec.testing._kit import quiet
 
-    state: dict[str, bool] = {"failing": False}
-    failed_names: list[str] = []
+    state: dict[str, Any] = {"failing": False, "since": 0.0, "focus": list(executors)}
 
     def conformance(program: GeneratedProgram) -> None:
         final = current_build_context().is_final
+        if state["failing"] and not final:
+            # Shrinking: only the executors that failed, and only for a while; past the budget
+            # every candidate "passes", hypothesis replays the smallest failure found so far,
+            # and the kit's own minimiser takes it from there.
+            if time.monotonic() - state["since"] > kit.profile.shrink_seconds:
+                return
+        names = state["focus"]
         with quiet():
             try:
                 case = program_case(program.ir, tier, kit)
@@ -177,7 +184,7 @@ def _run(
             expected = kit.reference_or_none(case)
             if expected is None:
                 reject()
-            outcomes = {name: kit.checker.check(case, name, expected) for name in executors}
+            outcomes = {name: kit.checker.check(case, name, expected) for name in names}
         failed = [o for o in outcomes.values() if o.failed]
         if not state["failing"]:
             kit.report.examples[tier] += 1
@@ -186,7 +193,8 @@ def _run(
             kit.record(tier, dict(outcomes))
         if not failed:
             return
-        state["failing"] = True
+        if not state["failing"]:
+            state.update(failing=True, since=time.monotonic(), focus=[o.executor for o in failed])
         first = failed[0]
         if not final:
             raise failure_type(first.executor, first.status)(first.message)

@@ -91,12 +91,27 @@ def _executor_options(values: list[str]) -> dict[str, dict[str, object]]:
     return out
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """Build the kit when ``--executor`` is given."""
+    """Build the kit when ``--executor`` is given (after other plugins and conftests ran their
+    ``pytest_configure``, so executors they register in-process are found)."""
     names: list[str] = config.getoption("torchexec_executors")
     if not names:
         return
+    import difflib
+
+    import torchexec
     from torchexec.testing._kit import PROFILES, Kit, KitOptions
+
+    installed = sorted({i.name for i in torchexec.list_executors()})
+    for name in names:
+        if name not in installed:
+            close = difflib.get_close_matches(name, installed, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise pytest.UsageError(
+                f"--executor {name}: no such executor.{hint} Installed: "
+                f"{', '.join(installed) or 'none'} (see 'torchexec list')."
+            )
 
     profile = config.getoption("torchexec_profile") or os.environ.get(_PROFILE_ENV) or "quick"
     if profile not in PROFILES:

@@ -19,7 +19,7 @@ from torchexec_proxy._convert import static_scalar
 from torchexec_proxy._enums import DTYPES, dtype_name
 from torchexec_proxy._json import check_schema_version, field, short, union
 from torchexec_proxy._nodes import Draft, draft_node
-from torchexec_proxy._slots import assign_slots
+from torchexec_proxy._slots import FOREVER, NEVER, assign_slots
 from torchexec_proxy._targets import Resolved, resolve_target
 from torchexec_proxy.plan import Arg, Mutation, Plan, Slot, StateEntry, Static
 
@@ -47,6 +47,9 @@ class _Values:
     def __init__(self, source: str, nodes: list[Any]) -> None:
         self.source = source
         self.kinds: list[str] = []
+        self.last: list[int] = []
+        self.reads: list[int] = []
+        self.node = -1
         self.slots: list[Slot] = []
         self.by_name: dict[str, int] = {}
         self.consts: dict[str, Static] = {}
@@ -58,6 +61,7 @@ class _Values:
             raise ProgramError(f"{where}: value {name!r} is defined twice")
         vid = len(self.kinds)
         self.kinds.append(kind)
+        self.last.append(NEVER)
         self.slots.append(Slot(vid))
         self.by_name[name] = vid
         return vid
@@ -74,7 +78,14 @@ class _Values:
             raise ProgramError(
                 f"{where}: expected {_KIND_WORDS[want]}, but {name!r} is {_KIND_WORDS[kind]}"
             )
+        self.reads.append(vid)
+        self.last[vid] = self.node
         return self.slots[vid]
+
+    def begin(self, node: int) -> None:
+        """Start recording the reads of node ``node`` (``FOREVER``: the program's outputs)."""
+        self.node = node
+        self.reads = []
 
     def _undefined(self, name: str) -> str:
         for node in self._nodes:
@@ -226,10 +237,16 @@ def _build(
 
     drafts: list[Draft] = []
     for i, node in enumerate(nodes):
-        drafts.append(draft_node(i, node, resolve, values.ref, values.define, values.object_of))
+        values.begin(i)
+        draft = draft_node(i, node, resolve, values.ref, values.define, values.object_of)
+        draft.reads = values.reads
+        drafts.append(draft)
 
-    outputs, mutations, kept = _read_outputs(signature, values, state, user_names, source)
-    assignment = assign_slots(drafts, len(values.kinds), state.vids, input_vids, kept)
+    values.begin(FOREVER)
+    outputs, mutations = _read_outputs(signature, values, state, user_names, source)
+    for vid in state.vids:
+        values.last[vid] = FOREVER
+    assignment = assign_slots(drafts, values.last, state.vids, input_vids)
     slot_of = assignment.slot_of
 
     def slot(vid: int) -> int:
@@ -347,7 +364,7 @@ def _read_outputs(
     state: _State,
     user_names: Mapping[str, int],
     source: str,
-) -> tuple[list[Slot | Static], list[Mutation], list[int]]:
+) -> tuple[list[Slot | Static], list[Mutation]]:
     specs = field(signature, "output_specs", list, "signature")
     outputs: list[Slot | Static] = []
     mutations: list[Mutation] = []
@@ -380,8 +397,7 @@ def _read_outputs(
             mutations.append(Mutation(_vid(ref, w), "user_input", user_names[target_name]))
         else:
             raise ProgramError(f"{w}: programs with {kind} outputs are not supported")
-    kept = [o.index for o in outputs if isinstance(o, Slot)] + [m.slot for m in mutations]
-    return outputs, mutations, kept
+    return outputs, mutations
 
 
 def _vid(ref: Slot | Static, where: str) -> int:

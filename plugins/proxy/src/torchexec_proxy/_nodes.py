@@ -7,7 +7,7 @@ later maps value numbers to reusable slots once every value's last use is known.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -51,6 +51,7 @@ class Draft:
     outputs: tuple[int | None, ...]
     returns_list: bool = False
     returns_tuple: bool = False
+    reads: list[int] = field(default_factory=list)
 
 
 _SYM_OUT = {"as_sym_int": "sym_int", "as_sym_float": "sym_float", "as_sym_bool": "sym_bool"}
@@ -66,7 +67,10 @@ def _define_output(out: object, ret: ReturnInfo | None, define: Define, where: s
     if tag == "as_tensor":
         if ret is not None and ret.kind not in ("TensorType", "AnyType"):
             raise ProgramError(f"{where}: the schema returns {ret.kind}, the node a tensor")
-        return define(json_field(payload, "name", str, where), "tensor", where)
+        name = payload.get("name") if type(payload) is dict else None
+        if type(name) is not str:
+            name = json_field(payload, "name", str, where)
+        return define(name, "tensor", where)
     if tag == "as_optional_tensor":
         inner, value = union(payload, where)
         if inner == "as_none":
@@ -94,7 +98,9 @@ def _list_outputs(payload: object, define: Define, where: str) -> tuple[int | No
 
 
 def _inputs(node: dict[str, Any], where: str) -> list[tuple[str, object, int | None]]:
-    raw = json_field(node, "inputs", list, where)
+    raw = node.get("inputs")
+    if type(raw) is not list:
+        raw = json_field(node, "inputs", list, where)
     out: list[tuple[str, object, int | None]] = []
     for i, named in enumerate(raw):
         if type(named) is dict:
@@ -115,13 +121,18 @@ def _bind(
     where: str,
     what: str,
 ) -> tuple[list[Arg], dict[str, Arg]]:
-    """Match serialized inputs to schema arguments by name; fill defaults."""
+    """Match serialized inputs to schema arguments by name; fill defaults.
+
+    ``what`` says what ``info`` describes (``"operator"`` or ``"method"``), for messages.
+    """
     given: dict[int, object] = {}
     for name, arg, _ in inputs:
         index = info.index.get(name)
         if index is None:
             known = ", ".join(a.name for a in info.args) or "none"
-            raise ProgramError(f"{where}: {what} has no argument {name!r} (its arguments: {known})")
+            raise ProgramError(
+                f"{where}: {what} {info.name} has no argument {name!r} (its arguments: {known})"
+            )
         if index in given:
             raise ProgramError(f"{where}: argument {name!r} is given twice")
         given[index] = arg
@@ -134,8 +145,8 @@ def _bind(
             value = static(a.default)
         else:
             raise ProgramError(
-                f"{where}: missing argument {a.name!r} ({a.type_str}) of {what}, which has "
-                "no default"
+                f"{where}: missing argument {a.name!r} ({a.type_str}) of {what} {info.name}, "
+                "which has no default"
             )
         if a.kwarg_only:
             kwargs[a.name] = value
@@ -147,6 +158,8 @@ def _bind(
 def _op_outputs(
     info: OpInfo, outputs: list[Any], define: Define, where: str
 ) -> tuple[tuple[int | None, ...], bool]:
+    if len(outputs) == 1 and len(info.returns) == 1 and not info.returns_list:
+        return (_define_output(outputs[0], info.returns[0], define, f"{where}, output 0"),), False
     if info.returns_list:
         if len(outputs) != 1:
             raise ProgramError(f"{where}: the operator returns one Tensor[], the node lists "
@@ -187,24 +200,27 @@ def draft_node(
         define: defines the names the node writes.
         objects: the TorchBind object a resolved argument denotes (for ``call_torchbind``).
     """
-    where0 = f"node {index}"
-    if not isinstance(node, dict):
-        raise ProgramError(f"{where0}: expected a node object, got {short(node)}")
-    target = json_field(node, "target", str, where0)
+    if type(node) is not dict:
+        raise ProgramError(f"node {index}: expected a node object, got {short(node)}")
+    target = node.get("target")
+    if type(target) is not str:
+        target = json_field(node, "target", str, f"node {index}")
     name = node.get("name")
-    if not isinstance(name, str) or not name:
+    if type(name) is not str or not name:
         name = f"#{index}"
     where = f"node {name!r} ({target})"
     resolved = resolve(target, where)
     inputs = _inputs(node, where)
-    outputs = json_field(node, "outputs", list, where)
+    outputs = node.get("outputs")
+    if type(outputs) is not list:
+        outputs = json_field(node, "outputs", list, where)
     if resolved.kind == "python":
         return _python_node(name, target, resolved, inputs, outputs, refs, define, where)
     if resolved.kind == "torchbind":
         return _torchbind_node(name, resolved, inputs, outputs, refs, define, objects, where)
     op = resolved.op
-    info = op_info(op)
-    args, kwargs = _bind(info, inputs, refs, where, f"operator {info.name}")
+    info = resolved.info if resolved.info is not None else op_info(op)
+    args, kwargs = _bind(info, inputs, refs, where, "operator")
     outs, returns_list = _op_outputs(info, outputs, define, where)
     return Draft(
         name=name,
@@ -281,7 +297,7 @@ def _torchbind_node(
                 )
             bound_name = info.args[position].name
         rest.append((bound_name, arg, kind))
-    args, kwargs = _bind(info, rest, refs, where, f"method {class_fqn}.{method}")
+    args, kwargs = _bind(info, rest, refs, where, "method")
     if kwargs:
         args.extend(kwargs.values())
     outs, as_tuple = _torchbind_outputs(schema, outputs, define, where)

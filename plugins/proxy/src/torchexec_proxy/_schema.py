@@ -139,15 +139,8 @@ class OpInfo:
     args: tuple[ArgInfo, ...]
     index: Mapping[str, int]
     returns: tuple[ReturnInfo, ...]
-
-    @property
-    def returns_list(self) -> bool:
-        """The operator returns exactly one ``Tensor[]``."""
-        return (
-            len(self.returns) == 1
-            and self.returns[0].kind == "ListType"
-            and self.returns[0].elem == "TensorType"
-        )
+    returns_list: bool
+    """The operator returns exactly one ``Tensor[]``."""
 
 
 def _unwrap(t: Any) -> tuple[str, bool, Any]:
@@ -209,6 +202,9 @@ def schema_info(schema: torch.FunctionSchema, skip_self: bool = False) -> OpInfo
         args=args,
         index={a.name: i for i, a in enumerate(args)},
         returns=returns,
+        returns_list=(
+            len(returns) == 1 and returns[0].kind == "ListType" and returns[0].elem == "TensorType"
+        ),
     )
 
 

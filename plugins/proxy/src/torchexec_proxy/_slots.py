@@ -9,28 +9,17 @@ the program returns are never released.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from torchexec_proxy._nodes import Draft
 from torchexec_proxy.plan import Arg, MixedList, PlanNode, Slot, SlotList, Static
 
-__all__ = ["SlotAssignment", "assign_slots", "reads_of"]
+__all__ = ["FOREVER", "NEVER", "SlotAssignment", "assign_slots"]
 
-_NEVER = -1
-_FOREVER = 1 << 62
-
-
-def reads_of(args: Iterable[Arg]) -> list[int]:
-    """The value numbers an argument tuple reads (with repeats)."""
-    out: list[int] = []
-    for a in args:
-        if isinstance(a, Slot):
-            out.append(a.index)
-        elif isinstance(a, SlotList):
-            out.extend(i for i in a.items if i is not None)
-        elif isinstance(a, MixedList):
-            out.extend(i.index for i in a.items if isinstance(i, Slot))
-    return out
+NEVER = -1
+"""``last`` of a value nothing reads."""
+FOREVER = 1 << 62
+"""``last`` of a value alive to the end (state, outputs)."""
 
 
 class _Remap:
@@ -76,36 +65,25 @@ class SlotAssignment:
 
 def assign_slots(
     drafts: Sequence[Draft],
-    num_values: int,
+    last: list[int],
     state_values: Sequence[int],
     input_values: Sequence[int | None],
-    kept_values: Iterable[int],
 ) -> SlotAssignment:
     """Assign slots and compute each node's ``free_after``.
 
     Args:
-        drafts: the nodes, in order.
-        num_values: how many value numbers exist.
+        drafts: the nodes, in order, each with the value numbers it reads (``Draft.reads``).
+        last: for each value number, the index of the last node reading it, :data:`NEVER`, or
+            :data:`FOREVER` for state and the values the program returns.
         state_values: value numbers of the state (slots ``0..len-1``, never released).
         input_values: value numbers of the user inputs (``None`` for constant inputs).
-        kept_values: values alive until the end (outputs, mutation sources).
     """
-    last = [_NEVER] * num_values
-    node_reads: list[list[int]] = []
-    for k, d in enumerate(drafts):
-        reads = list(dict.fromkeys(reads_of((*d.args, *d.kwargs.values()))))
-        node_reads.append(reads)
-        for v in reads:
-            last[v] = k
-    for v in (*state_values, *kept_values):
-        last[v] = _FOREVER
-
-    slot_of: list[int | None] = [None] * num_values
+    slot_of: list[int | None] = [None] * len(last)
     for i, v in enumerate(state_values):
         slot_of[v] = i
     count = len(state_values)
     for iv in input_values:
-        if iv is not None and last[iv] != _NEVER:
+        if iv is not None and last[iv] != NEVER:
             slot_of[iv] = count
             count += 1
 
@@ -113,11 +91,11 @@ def assign_slots(
     nodes: list[PlanNode] = []
     remap = _Remap(slot_of)
     for k, d in enumerate(drafts):
-        released = [slot_of[v] for v in node_reads[k] if last[v] == k]
-        dying: list[int] = [r for r in released if r is not None]
+        reads = d.reads if len(d.reads) < 2 else dict.fromkeys(d.reads)
+        dying: list[int] = [slot_of[v] for v in reads if last[v] == k]  # type: ignore[misc]
         outputs: list[int | None] = []
         for ov in d.outputs:
-            if ov is None or last[ov] == _NEVER:
+            if ov is None or last[ov] == NEVER:
                 outputs.append(None)
                 continue
             slot: int
@@ -130,18 +108,20 @@ def assign_slots(
                 count += 1
             slot_of[ov] = slot
             outputs.append(slot)
-        pool.extend(dying)
+        if dying:
+            pool.extend(dying)
+            dying.sort()
         nodes.append(
             PlanNode(
                 name=d.name,
                 target=d.target,
                 kind=d.kind,
                 op=d.op,
-                args=tuple(map(remap, d.args)),
+                args=tuple([a if type(a) is Static else remap(a) for a in d.args]),
                 kwargs={n: remap(a) for n, a in d.kwargs.items()} if d.kwargs else {},
                 outputs=tuple(outputs),
                 returns_list=d.returns_list,
-                free_after=tuple(sorted(dying)),
+                free_after=tuple(dying),
                 returns_tuple=d.returns_tuple,
             )
         )

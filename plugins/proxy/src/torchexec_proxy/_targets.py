@@ -19,6 +19,7 @@ from typing import Any, Literal
 import torch
 
 from torchexec import ProgramError
+from torchexec_proxy._schema import OpInfo, op_info
 
 __all__ = [
     "CALL_TORCHBIND",
@@ -77,11 +78,13 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 @dataclass(frozen=True)
 class Resolved:
-    """A resolved target: the plan node's ``kind`` and callable, and the operator schema."""
+    """A resolved target: the plan node's ``kind`` and callable, the operator schema and its
+    digest (operators only)."""
 
     kind: Literal["op", "torchbind", "python"]
     op: Any
     schema: torch.FunctionSchema | None
+    info: OpInfo | None = None
 
 
 def normalize_namespaces(extra: Iterable[str]) -> frozenset[str]:
@@ -194,4 +197,4 @@ def _resolve_op(
             f"{where}: unknown operator {target!r}: no overload {overload!r} of {ns}::{name} is "
             "registered (is the library that defines it loaded?)"
         )
-    return Resolved("op", op, op._schema)
+    return Resolved("op", op, op._schema, op_info(op))

@@ -1,24 +1,27 @@
-"""Encode a load-time :class:`~torchexec_proxy.plan.Plan` as the nested tuples the C++ engine reads.
+"""Encode a load-time :class:`~torchexec_proxy.plan.Plan` as the typed tuple the C++ engine reads.
 
-The encoding is a plain IValue (tuples, ints, floats, bools, strings, tensors and TorchBind
-objects), so that it crosses into C++ through TorchBind's ``Any`` argument and is also the
-engine's pickled state. Layout (version 1)::
+The encoded plan is also the engine's pickled state. Its shape is fixed (every field has one
+type), so that Python hands it to C++ without per-element type inference, and TorchScript pickles
+it as is. Layout (version 1; ``PlanState`` in ``csrc/engine/engine.h``)::
 
     ("torchexec.engine", 1,
-     allowed_namespaces: (str, ...),
+     allowed_namespaces: [str],
      num_slots: int,
-     inputs:    ((slot | -1, kind, dtype name | "", device type | "", device index | -1), ...),
-     state:     ((slot, kind, name, value), ...),
-     nodes:     ((name, kind, target, overload, args, kwargs, outputs, result, frees), ...),
-     outputs:   (("slot", slot) | ("static", static), ...),
-     mutations: ((slot, "buffer" | "user_input", buffer name | "", input index | -1), ...))
+     inputs:    [(slot | -1, kind, dtype name | "", device type | "", device index | -1)],
+     state:     [(slot, kind, name, value)],
+     nodes:     [(name, kind, target, overload, args, outputs, result, frees)],
+     outputs:   [arg],
+     mutations: [(slot, "buffer" | "user_input", buffer name | "", input index | -1)])
 
-An argument is ``("slot", i)``, ``("slots", (i | -1, ...))``, ``("mixed", (("int", v) |
-("slot", i), ...))`` or ``("static", static)``; a static is a ``(tag, payload)`` pair whose tag
-names its kind (``int``, ``float``, ``bool``, ``str``, ``none``, ``complex``, ``dtype``,
-``layout``, ``memory_format``, ``device``, ``tensor``, ``list``). ``result`` is ``"values"``,
-``"list"`` (a returned ``Tensor[]`` spread over the outputs) or ``"tuple"``. The C++ side turns
-statics into the IValues each schema argument takes and validates everything.
+Every argument (and program output) is one row ``(keyword, tag, ints, floats, text, value)``:
+``keyword`` is ``""`` for a positional argument; tag ``"slot"`` (``ints = [slot]``), ``"slots"``
+(a ``Tensor[]``/``Tensor?[]``: one slot each, ``-1`` for None), ``"mixed"`` (a ``SymInt[]``:
+``(is_slot, value)`` pairs in ``ints``), or the kind of a static value: ``none``, ``int`` /
+``bool`` (``ints``), ``float`` / ``complex`` (``floats``), ``str`` / ``dtype`` / ``layout`` /
+``memory_format`` / ``device`` (``text``), ``ints`` / ``bools`` / ``floats`` (lists), ``tensor``
+(``value``). ``result`` is ``"values"``, ``"list"`` (a returned ``Tensor[]`` spread over the
+outputs) or ``"tuple"``. The C++ side turns statics into the IValues each schema argument takes
+and validates everything.
 """
 
 from __future__ import annotations
@@ -28,16 +31,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torchexec_proxy.plan import MixedList, Plan, PlanNode, Slot, SlotList, Static
 
 from torchexec import ProgramError
+from torchexec_proxy.plan import MixedList, Plan, PlanNode, Slot, SlotList, Static
 
-__all__ = ["ENGINE_FORMAT", "ENGINE_VERSION", "InputSpec", "encode_plan", "encode_static"]
+__all__ = [
+    "ENGINE_FORMAT",
+    "ENGINE_VERSION",
+    "ArgRow",
+    "InputSpec",
+    "encode_plan",
+    "encode_static",
+]
 
 ENGINE_FORMAT = "torchexec.engine"
 ENGINE_VERSION = 1
 
+ArgRow = tuple[str, str, list[int], list[float], str, Any]
+"""One encoded argument: ``(keyword, tag, ints, floats, text, value)``."""
+
 _KINDS = ("tensor", "int", "float", "bool", "str", "any")
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -56,7 +70,7 @@ class InputSpec:
     device: torch.device | None = None
 
     def encode(self, slot: int | None) -> tuple[int, str, str, str, int]:
-        """The engine's ``(slot, kind, dtype, device type, device index)`` entry."""
+        """The engine's ``(slot, kind, dtype, device type, device index)`` row."""
         if self.kind not in _KINDS:
             raise ProgramError(f"unknown input kind {self.kind!r}; expected one of {_KINDS}")
         dtype = _dtype_name(self.dtype) if self.dtype is not None else ""
@@ -71,55 +85,78 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def encode_static(value: object) -> tuple[str, Any]:
-    """Encode a static value as a ``(tag, payload)`` pair.
+def _int(value: int) -> int:
+    if not _INT64[0] <= value <= _INT64[1]:
+        raise ProgramError(f"the integer {value} does not fit in 64 bits")
+    return value
+
+
+def _row(tag: str, ints: Sequence[int] = (), floats: Sequence[float] = (), text: str = "",
+         value: Any = None, keyword: str = "") -> ArgRow:  # fmt: skip
+    return (keyword, tag, [_int(i) for i in ints], [float(f) for f in floats], text, value)
+
+
+def _list_row(values: Sequence[object]) -> ArgRow:
+    if all(isinstance(v, bool) for v in values) and values:
+        return _row("bools", ints=[int(v) for v in values])  # type: ignore[call-overload]
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return _row("ints", ints=values)  # type: ignore[arg-type]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return _row("floats", floats=values)  # type: ignore[arg-type]
+    raise ProgramError(f"cannot pass the list {list(values)!r} as a static argument")
+
+
+def encode_static(value: object) -> ArgRow:
+    """Encode a static value as an argument row.
 
     Raises:
         ProgramError: the value has no static encoding.
     """
     if value is None:
-        return ("none", 0)
+        return _row("none")
     if isinstance(value, bool):
-        return ("bool", value)
+        return _row("bool", ints=[int(value)])
     if isinstance(value, int):
-        return ("int", value)
+        return _row("int", ints=[value])
     if isinstance(value, float):
-        return ("float", value)
+        return _row("float", floats=[value])
     if isinstance(value, complex):
-        return ("complex", (value.real, value.imag))
+        return _row("complex", floats=[value.real, value.imag])
     if isinstance(value, str):
-        return ("str", value)
+        return _row("str", text=value)
     if isinstance(value, torch.dtype):
-        return ("dtype", _dtype_name(value))
+        return _row("dtype", text=_dtype_name(value))
     if isinstance(value, torch.layout):
-        return ("layout", str(value).removeprefix("torch."))
+        return _row("layout", text=str(value).removeprefix("torch."))
     if isinstance(value, torch.memory_format):
-        return ("memory_format", str(value).removeprefix("torch."))
+        return _row("memory_format", text=str(value).removeprefix("torch."))
     if isinstance(value, torch.device):
-        return ("device", str(value))
+        return _row("device", text=str(value))
     if isinstance(value, torch.Tensor):
-        return ("tensor", value)
+        return _row("tensor", value=value)
     if isinstance(value, (list, tuple)):
-        return ("list", tuple(encode_static(v) for v in value))
+        return _list_row(value)
     raise ProgramError(f"cannot pass a {type(value).__name__} ({value!r}) as a static argument")
 
 
-def _encode_arg(arg: object, where: str) -> tuple[str, Any]:
-    if isinstance(arg, Static):
-        try:
-            return ("static", encode_static(arg.value))
-        except ProgramError as exc:
-            raise ProgramError(f"{where}: {exc}") from None
-    if isinstance(arg, Slot):
-        return ("slot", arg.index)
-    if isinstance(arg, SlotList):
-        return ("slots", tuple(-1 if i is None else i for i in arg.items))
-    if isinstance(arg, MixedList):
-        return (
-            "mixed",
-            tuple(("slot", i.index) if isinstance(i, Slot) else ("int", i) for i in arg.items),
-        )
-    raise ProgramError(f"{where}: unknown plan argument {arg!r}")
+def _encode_arg(arg: object, where: str, keyword: str = "") -> ArgRow:
+    try:
+        if isinstance(arg, Static):
+            row = encode_static(arg.value)
+        elif isinstance(arg, Slot):
+            row = _row("slot", ints=[arg.index])
+        elif isinstance(arg, SlotList):
+            row = _row("slots", ints=[-1 if i is None else i for i in arg.items])
+        elif isinstance(arg, MixedList):
+            ints: list[int] = []
+            for item in arg.items:
+                ints += [1, item.index] if isinstance(item, Slot) else [0, item]
+            row = _row("mixed", ints=ints)
+        else:
+            raise ProgramError(f"unknown plan argument {arg!r}")
+    except ProgramError as exc:
+        raise ProgramError(f"{where}: {exc}") from None
+    return (keyword, *row[1:])
 
 
 def _op_name(node: PlanNode) -> tuple[str, str]:
@@ -129,10 +166,10 @@ def _op_name(node: PlanNode) -> tuple[str, str]:
         return str(schema.name), str(schema.overload_name)
     # A hand-built plan may carry only the serialized target.
     target = node.target.removeprefix("torch.ops.")
-    parts = target.split(".")
     if "::" in target:
         name, _, overload = target.partition(".")
         return name, "" if overload == "default" else overload
+    parts = target.split(".")
     if len(parts) != 3:
         raise ProgramError(
             f"node {node.name!r}: cannot read the operator of target {node.target!r} "
@@ -152,26 +189,27 @@ def _encode_node(node: PlanNode) -> tuple[Any, ...]:
         target, overload = node.target, ""
     else:
         raise ProgramError(f"{where}: unknown node kind {node.kind!r}")
-    args = tuple(_encode_arg(a, f"{where}, argument {i}") for i, a in enumerate(node.args))
-    kwargs = tuple(
-        (name, _encode_arg(a, f"{where}, argument {name!r}")) for name, a in node.kwargs.items()
-    )
-    outputs = tuple(-1 if o is None else o for o in node.outputs)
+    args = [_encode_arg(a, f"{where}, argument {i}") for i, a in enumerate(node.args)]
+    args += [
+        _encode_arg(a, f"{where}, argument {name!r}", keyword=name)
+        for name, a in node.kwargs.items()
+    ]
+    outputs = [-1 if o is None else o for o in node.outputs]
     if node.returns_list:
         result = "list"
     elif getattr(node, "returns_tuple", False):
         result = "tuple"
     else:
         result = "values"
-    return (node.name, node.kind, target, overload, args, kwargs, outputs, result,
-            tuple(node.free_after))  # fmt: skip
+    return (node.name, node.kind, target, overload, args, outputs, result, list(node.free_after))
 
 
 def _encode_state(plan: Plan) -> tuple[list[tuple[int, str, str, Any]], int]:
-    """State entries, plus a slot for each mutated buffer the graph itself does not read."""
-    entries: list[tuple[int, str, str, Any]] = []
-    for entry in plan.state:
-        entries.append((entry.slot, entry.kind, entry.name, plan.state_values.get(entry.name)))
+    """State rows, plus a slot for each mutated buffer the graph itself does not read."""
+    rows: list[tuple[int, str, str, Any]] = [
+        (entry.slot, entry.kind, entry.name, plan.state_values.get(entry.name))
+        for entry in plan.state
+    ]
     num_slots = plan.num_slots
     names = {e.name for e in plan.state}
     for m in plan.mutations:
@@ -180,10 +218,16 @@ def _encode_state(plan: Plan) -> tuple[list[tuple[int, str, str, Any]], int]:
             value = plan.state_values.get(target)
             if not isinstance(value, torch.Tensor):
                 raise ProgramError(f"mutated buffer {target!r} has no tensor value")
-            entries.append((num_slots, "buffer", target, value))
+            rows.append((num_slots, "buffer", target, value))
             names.add(target)
             num_slots += 1
-    return entries, num_slots
+    return rows, num_slots
+
+
+def _input_index(target: object) -> int:
+    if isinstance(target, bool) or not isinstance(target, int):
+        raise ProgramError(f"a user-input mutation must name the input's index, got {target!r}")
+    return target
 
 
 def encode_plan(
@@ -210,41 +254,28 @@ def encode_plan(
             f"the plan has {len(plan.inputs)} user inputs but {len(input_specs)} input specs "
             "were given"
         )
-    inputs = tuple(spec.encode(slot) for spec, slot in zip(input_specs, plan.inputs, strict=True))
+    inputs = [spec.encode(slot) for spec, slot in zip(input_specs, plan.inputs, strict=True)]
     state, num_slots = _encode_state(plan)
-    nodes = tuple(_encode_node(n) for n in plan.nodes)
-    outputs: list[tuple[str, Any]] = []
+    nodes = [_encode_node(n) for n in plan.nodes]
+    outputs: list[ArgRow] = []
     for i, out in enumerate(plan.outputs):
-        if isinstance(out, Slot):
-            outputs.append(("slot", out.index))
-        elif isinstance(out, Static):
-            try:
-                outputs.append(("static", encode_static(out.value)))
-            except ProgramError as exc:
-                raise ProgramError(f"program output {i}: {exc}") from None
-        else:
+        if not isinstance(out, (Slot, Static)):
             raise ProgramError(f"program output {i}: unknown plan output {out!r}")
-    mutations = tuple(
+        outputs.append(_encode_arg(out, f"program output {i}"))
+    mutations = [
         (m.slot, m.kind, str(m.target), -1)
         if m.kind == "buffer"
         else (m.slot, m.kind, "", _input_index(m.target))
         for m in plan.mutations
-    )
+    ]
     return (
         ENGINE_FORMAT,
         ENGINE_VERSION,
-        tuple(sorted(set(allowed_namespaces))),
+        sorted(set(allowed_namespaces)),
         num_slots,
         inputs,
-        tuple(state),
+        state,
         nodes,
-        tuple(outputs),
+        outputs,
         mutations,
     )
-
-
-def _input_index(target: object) -> int:
-    if isinstance(target, bool) or not isinstance(target, int):
-        raise ProgramError(f"a user-input mutation must name the input's index, got {target!r}")
-    return target
-

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
 
 import torch
-from torchexec_proxy.plan import Plan
 
 from torchexec import InputMismatchError, ProgramError
+from torchexec_proxy.plan import Plan
 from torchexec_torchbind._encode import InputSpec, encode_plan
 from torchexec_torchbind._library import load_library
 
@@ -27,6 +27,7 @@ def engine_from_plan_state(encoded: tuple[Any, ...]) -> torch.ScriptObject:
     try:
         engine: torch.ScriptObject = torch.classes.torchexec.Engine(encoded)
     except RuntimeError as exc:
+        # Validation errors name the node; a plan of the wrong shape fails the conversion.
         raise ProgramError(str(exc)) from exc
     return engine
 
@@ -58,12 +59,12 @@ class EngineRunner:
     """
 
     def __init__(self, engine: torch.ScriptObject) -> None:
-        self.engine = engine
-        self._run = engine.run
+        self.engine: Any = cast(Any, engine)
+        self._run: Callable[[list[Any]], list[Any]] = cast(Any, engine).run
 
     def __call__(self, *args: Any) -> list[Any]:
         try:
-            out: list[Any] = self._run(list(args))
+            out = self._run(list(args))
         except ValueError as exc:
             msg = str(exc)
             if msg.startswith(_RUN_ERROR_PREFIX):

@@ -5,21 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from torchexec import (
-    Capabilities,
-    InvalidOptionsError,
-    OptionSpec,
-    Program,
-    validate_options,
-)
+from torchexec import InvalidOptionsError, OptionSpec, Program, validate_options
 from torchexec_torchbind._engine import EngineRunner, build_engine
 from torchexec_torchbind._inputs import input_specs_from_document
 from torchexec_torchbind._library import load_library
+from torchexec_torchbind._meta import CAPABILITIES, DESCRIPTION
 
-__all__ = ["CAPABILITIES", "DESCRIPTION", "TorchbindExecutor"]
-
-DESCRIPTION = "Runs the program inside a C++ TorchBind engine (torch.classes.torchexec.Engine)"
-CAPABILITIES = Capabilities(devices=("cpu", "cuda"), torchbind=True, bitwise=True)
+__all__ = ["TorchbindExecutor"]
 
 
 class TorchbindExecutor:

@@ -32,16 +32,17 @@ def _only(entry: object, where: str) -> tuple[str, Any]:
 
 def _dtype(code: object) -> torch.dtype | None:
     try:
-        from torch._export.serde.serialize import _SERIALIZE_TO_TORCH_DTYPE
         from torch._export.serde.schema import ScalarType
+        from torch._export.serde.serialize import _SERIALIZE_TO_TORCH_DTYPE
     except ImportError:  # pragma: no cover - only on torch versions without the serde module
         return None
     if not isinstance(code, int):
         return None
     try:
-        return _SERIALIZE_TO_TORCH_DTYPE[ScalarType(code)]
+        dtype: torch.dtype = _SERIALIZE_TO_TORCH_DTYPE[ScalarType(code)]
     except (KeyError, ValueError):
         return None
+    return dtype
 
 
 def _device(meta: Mapping[str, Any]) -> torch.device | None:
@@ -50,7 +51,11 @@ def _device(meta: Mapping[str, Any]) -> torch.device | None:
         return None
     index = dev.get("index")
     try:
-        return torch.device(dev["type"], index) if isinstance(index, int) else torch.device(dev["type"])
+        return (
+            torch.device(dev["type"], index)
+            if isinstance(index, int)
+            else torch.device(dev["type"])
+        )
     except RuntimeError:
         return None
 

@@ -49,7 +49,7 @@ def load_library(name: str = ENGINE_LIBRARY) -> None:
             return
         path = library_path(name)
         try:
-            torch.ops.load_library(str(path))
+            torch.ops.load_library(str(path))  # type: ignore[no-untyped-call]
         except (OSError, RuntimeError) as exc:
             raise ExecutorLoadError(
                 f"torchexec-torchbind: cannot load {path.name} into torch {torch.__version__}: "

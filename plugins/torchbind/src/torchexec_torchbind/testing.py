@@ -24,6 +24,7 @@ import threading
 from typing import Any
 
 import torch
+from torch._library.fake_class_registry import register_fake_class
 
 from torchexec_torchbind._library import TESTING_LIBRARY, load_library
 
@@ -92,8 +93,8 @@ def load() -> None:
     with _LOCK:
         if _REGISTERED:
             return
-        torch._library.register_fake_class(f"{NAMESPACE}::Scale")(_FakeScale)
-        torch._library.register_fake_class(f"{NAMESPACE}::Accumulator")(_FakeAccumulator)
+        register_fake_class(f"{NAMESPACE}::Scale")(_FakeScale)
+        register_fake_class(f"{NAMESPACE}::Accumulator")(_FakeAccumulator)
         torch.library.register_fake(f"{NAMESPACE}::scale_add")(_fake_scale_add)
         _REGISTERED = True
 

@@ -1,0 +1,86 @@
+"""The conformance kit on our executors (aten, proxy, torchbind: those installed), CI profile.
+
+One child run checks every installed executor (each generated program is exported once and run
+on all of them); the tests below read its JSON report. Known failures are listed with their
+reasons in ``xfails.txt``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conformance.support import XFAILS, KitRun, installed_executors, run_kit
+from torchexec.testing.catalog import CATALOG
+from torchexec.testing.contract import CHECKS
+
+EXECUTORS = installed_executors()
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory: pytest.TempPathFactory) -> KitRun:
+    """The kit on every installed executor of ours, CI profile."""
+    report = tmp_path_factory.mktemp("conformance") / "report.json"
+    args = ["--conformance-profile", "ci", "--conformance-skips", str(XFAILS), "-q"]
+    return run_kit(EXECUTORS, args, report)
+
+
+def test_run_passes(ci_run: KitRun) -> None:
+    assert ci_run.returncode == 0, ci_run.output[-8000:]
+    assert "torchexec conformance" in ci_run.output
+    assert set(ci_run.report["executors"]) == set(EXECUTORS)
+
+
+@pytest.mark.parametrize("name", EXECUTORS)
+def test_generated_programs_agree(ci_run: KitRun, name: str) -> None:
+    tier = ci_run.executor(name)["tiers"]["generated"]
+    assert tier["examples"] >= 300
+    assert tier["mismatched"] == tier["raised"] == tier["crashed"] == 0
+    assert tier["passed"] + tier["xfailed"] + tier["unsupported"] == tier["examples"]
+    assert tier["passed"] >= 0.9 * tier["examples"], tier
+
+
+@pytest.mark.parametrize("name", EXECUTORS)
+def test_torchbind_programs_agree(ci_run: KitRun, name: str) -> None:
+    pytest.importorskip("torchexec_torchbind", reason="torchexec-torchbind is not installed")
+    tier = ci_run.executor(name)["tiers"]["torchbind"]
+    assert tier["examples"] >= 30
+    assert tier["mismatched"] == tier["raised"] == tier["crashed"] == 0
+    assert tier["passed"] + tier["xfailed"] == tier["examples"]
+    calls = ci_run.report["operators"]
+    for op in ("Scale.apply", "Scale.get_weight", "Accumulator.add", "scale_add.default"):
+        assert calls[f"torchexec_testing.{op}"] > 0, op
+
+
+@pytest.mark.parametrize("name", EXECUTORS)
+def test_contract(ci_run: KitRun, name: str) -> None:
+    contract = ci_run.executor(name)["contract"]
+    assert set(contract) == set(CHECKS)
+    for check, result in contract.items():
+        assert result == "passed" or result.startswith("xfailed: "), (check, result)
+
+
+@pytest.mark.parametrize("name", EXECUTORS)
+def test_opinfo_tier_agrees(ci_run: KitRun, name: str) -> None:
+    totals = ci_run.report["opinfo"]
+    assert totals["opinfos"] >= 600
+    assert totals["traced"] >= 0.95 * totals["samples"]
+    tier = ci_run.executor(name)["opinfo"]
+    assert tier["mismatched"] == tier["raised"] == 0
+    assert tier["agreed"] + tier["xfailed"] + tier["unsupported"] == tier["run"]
+    assert tier["agreement"] >= 0.95, tier
+
+
+def test_every_catalog_operator_exercised(ci_run: KitRun) -> None:
+    calls = ci_run.report["operators"]
+    missing = [op.name for op in CATALOG if calls.get(op.name, 0) == 0]
+    assert missing == []
+    assert sum(calls[op.name] for op in CATALOG) >= 10 * len(CATALOG)
+
+
+def test_xfails_file_has_no_stale_entries(ci_run: KitRun) -> None:
+    stale = [
+        s
+        for s in ci_run.report["unmatched_skips"]
+        if s["id"].split("::", 1)[0] in (*EXECUTORS, "*")
+    ]
+    assert stale == []
