@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
 import torchexec
+from torchexec._timing import side_by_side
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -63,29 +63,6 @@ def large_program() -> tuple[torch.fx.GraphModule, tuple[torch.Tensor, torch.Ten
 
     args = (torch.randn(1024, 1024), torch.randn(1024, 1024))
     return make_fx(f)(*args), args
-
-
-def _time(fn: Callable[[], object], number: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter() - t0) / number
-
-
-def side_by_side(
-    candidate: Callable[[], object], baseline: Callable[[], object], number: int, rounds: int
-) -> tuple[float, float, float]:
-    """(candidate s/call, baseline s/call, median ratio) over alternating rounds."""
-    candidate()
-    baseline()
-    cand, base, ratios = [], [], []
-    for _ in range(rounds):
-        c = _time(candidate, number)
-        b = _time(baseline, number)
-        cand.append(c)
-        base.append(b)
-        ratios.append(c / b)
-    return statistics.median(cand), statistics.median(base), statistics.median(ratios)
 
 
 def _usable_executors(only: list[str] | None) -> list[str]:

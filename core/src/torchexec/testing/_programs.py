@@ -165,6 +165,7 @@ def _run(
     from torchexec.testing._kit import quiet
 
     state: dict[str, Any] = {"failing": False, "since": 0.0, "focus": list(executors)}
+    failed_names: list[str] = []
 
     def conformance(program: GeneratedProgram) -> None:
         final = current_build_context().is_final

@@ -6,7 +6,8 @@ their own:
 
 - code 1: ``slots[out] = fn(slots[a])``
 - code 2: ``slots[out] = fn(slots[a], slots[b])``
-- code 3: ``slots[out] = fn(slots[a], *b)`` (``b`` a tuple of constants)
+- code 3: ``slots[out] = fn(slots[a], b)`` (``b`` a constant)
+- code 4: ``slots[out] = fn(slots[a], *b)`` (``b`` a tuple of constants)
 
 where ``fn`` is the operator's underlying builtin (``OpOverload._op``, which ``OpOverload.__call__``
 forwards to), trailing arguments equal to their schema defaults are left to the dispatcher, and
@@ -165,7 +166,9 @@ def compile_step(node: PlanNode, scratch: int, state: Sequence[Any]) -> Step:
                 return (2, fn, first, rest[0].index, out, free)
             if all(isinstance(a, Static) for a in rest):
                 consts = tuple(a.value for a in rest)  # type: ignore[union-attr]
-                return (3, fn, first, consts, out, free)
+                if len(consts) == 1:
+                    return (3, fn, first, consts[0], out, free)
+                return (4, fn, first, consts, out, free)
     return (0, _general(node, fn, args, kwargs), 0, 0, scratch, scratch)
 
 
@@ -232,11 +235,13 @@ class ProxyRunner:
     def __call__(self, *args: Any) -> list[Any]:
         s = self._start(args)
         for code, fn, a, b, out, free in self._steps:
-            if code == 2:
-                s[out] = fn(s[a], s[b])
-            elif code == 1:
+            if code == 1:
                 s[out] = fn(s[a])
+            elif code == 2:
+                s[out] = fn(s[a], s[b])
             elif code == 3:
+                s[out] = fn(s[a], b)
+            elif code == 4:
                 s[out] = fn(s[a], *b)
             else:
                 fn(s)
@@ -251,11 +256,13 @@ class ProxyRunner:
         """
         s = self._start(args)
         for node, (code, fn, a, b, out, free) in zip(self.plan.nodes, self._steps, strict=True):
-            if code == 2:
-                s[out] = fn(s[a], s[b])
-            elif code == 1:
+            if code == 1:
                 s[out] = fn(s[a])
+            elif code == 2:
+                s[out] = fn(s[a], s[b])
             elif code == 3:
+                s[out] = fn(s[a], b)
+            elif code == 4:
                 s[out] = fn(s[a], *b)
             else:
                 fn(s)

@@ -62,8 +62,16 @@ void Builder::build(const PlanState& plan) {
               " is not supported (this engine reads version ", kSpecVersion, ")");
   e_.allowed_namespaces_ = std::get<2>(plan);
   e_.num_slots_ = std::get<3>(plan);
-  TORCH_CHECK(e_.num_slots_ >= 0 && e_.num_slots_ <= kMaxSlots,
-              "torchexec.Engine: num_slots must be in [0, 2^30], got ", e_.num_slots_);
+  // Every slot holds an input, a state value or a node output: a plan never needs more, and the
+  // bound keeps a corrupted plan from allocating without limit.
+  size_t writers = std::get<4>(plan).size() + std::get<5>(plan).size();
+  for (const auto& node : std::get<6>(plan)) {
+    writers += std::get<5>(node).size();
+  }
+  TORCH_CHECK(e_.num_slots_ >= 0 && e_.num_slots_ <= kMaxSlots &&
+                  static_cast<size_t>(e_.num_slots_) <= writers + 1,
+              "torchexec.Engine: num_slots is ", e_.num_slots_, ", but the plan writes at most ",
+              writers, " values");
   type_.assign(static_cast<size_t>(e_.num_slots_), nullptr);
   freed_by_.assign(static_cast<size_t>(e_.num_slots_), -1);
 
