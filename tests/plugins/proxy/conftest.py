@@ -138,7 +138,7 @@ def rewrite_pt2(tmp_path: Path) -> Callable[[Path, Edit], Path]:
         out = tmp_path / f"edited_{path.name}"
         with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
             for info in src.infolist():
-                root, _, rel = info.filename.partition("/")
+                rel = info.filename.partition("/")[2]
                 data = edit(rel, src.read(info))
                 if data is not None:
                     dst.writestr(f"{out.stem}/{rel}", data)

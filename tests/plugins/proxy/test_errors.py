@@ -209,7 +209,7 @@ def test_undefined_program_output(program: tuple[Doc, Any]) -> None:
 
 
 def test_missing_or_mismatched_weights(program: tuple[Doc, Any]) -> None:
-    doc, weights = program
+    doc, _ = program
     _expect(doc, {}, r"parameter 'w'", "has no value")
     _expect(doc, {"w": torch.ones(4)}, r"parameter 'w'", r"expects shape \[3\]")
     _expect(doc, {"w": torch.ones(3, dtype=torch.float64)}, "expects dtype float32")
@@ -239,9 +239,9 @@ def test_truncated_archive(save_pt2: Callable[..., Path], tmp_path: Path) -> Non
     data = path.read_bytes()
     cut = tmp_path / "cut.pt2"
     cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(torchexec.ProgramError, match="not a readable .pt2 archive"):
+    with pytest.raises(torchexec.ProgramError, match=r"not a readable \.pt2 archive"):
         torchexec_proxy.load_plan(torchexec.Program(path=cut, name="cut"))
-    with pytest.raises(torchexec.ProgramError, match="cut.pt2"):
+    with pytest.raises(torchexec.ProgramError, match=r"cut\.pt2"):
         torchexec.prepare(cut, torch.randn(3), torch.randn(3), executor="proxy")
 
 

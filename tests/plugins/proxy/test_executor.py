@@ -25,7 +25,7 @@ def test_executor_object_and_options() -> None:
     assert {o.name for o in ex.options} == {"allowed_namespaces", "custom_objs", "allow_pickle"}
     assert ex.validate_options(None) == {
         "allowed_namespaces": (),
-        "custom_objs": None,
+        "custom_objs": {},
         "allow_pickle": False,
     }
     opts = ex.validate_options({"allowed_namespaces": ["quantized"], "allow_pickle": True})

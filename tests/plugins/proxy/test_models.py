@@ -20,7 +20,8 @@ class MLP(nn.Module):
                                  nn.Linear(16, 4))  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).softmax(-1)
+        logits: torch.Tensor = self.net(x)
+        return logits.softmax(-1)
 
 
 class SmallCNN(nn.Module):
@@ -35,11 +36,16 @@ class SmallCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.bn1(self.conv1(x)))
         x = torch.relu(self.bn2(self.conv2(x)))
-        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+        out: torch.Tensor = self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+        return out
 
 
 class Counter(nn.Module):
     """Mutates buffers in place and uses a multi-output op."""
+
+    calls: torch.Tensor
+    running: torch.Tensor
+    scratch: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -61,8 +67,10 @@ def _seeded(cls: type[nn.Module], seed: int = 0) -> nn.Module:
 
 
 def _cnn_eval() -> nn.Module:
-    m = _seeded(SmallCNN)
-    for bn in (m.bn1, m.bn2):  # type: ignore[attr-defined]
+    torch.manual_seed(0)
+    m = SmallCNN()
+    for bn in (m.bn1, m.bn2):
+        assert bn.running_mean is not None and bn.running_var is not None
         bn.running_mean.uniform_(-0.5, 0.5)
         bn.running_var.uniform_(0.5, 2.0)
     return m.eval()

@@ -50,6 +50,8 @@ def check_plan_invariants(plan: Plan) -> None:
 
 
 class Block(nn.Module):
+    shift: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.a = nn.Linear(8, 8)
@@ -185,7 +187,7 @@ def test_invariants_on_models(make: Callable[[], nn.Module]) -> None:
 
 
 def test_load_plan_from_json_matches_load_plan() -> None:
-    program, ep = _program()
+    program, _ = _program()
     ser = program.serialized()
     a = torchexec_proxy.load_plan(program)
     b = torchexec_proxy.load_plan_from_json(ser.model_json, ser.weights, ser.constants)

@@ -105,6 +105,11 @@ ARGUMENT_KINDS: dict[str, Case] = {
         lambda: (_f(1, 2, 6, 6), _f(3, 2, 3, 3)),
     ),
     "lifted_constant": (lambda x: x + torch.tensor([1.0, 2.0, 3.0]), lambda: (_f(3),)),
+    "non_finite_constants": (
+        lambda x: (x.masked_fill(x > 0, float("-inf")), x.clamp(max=float("inf")),
+                   torch.full((2,), float("nan")), x != float("inf")),
+        lambda: (_f(4),),
+    ),
     "none_and_int_outputs": (lambda x: (x * 2, None, 3), lambda: (_f(2),)),
     "nested_outputs": (lambda x, y: {"s": x + y, "pair": (x * y, [x - y])}, lambda: (_f(2), _f(2))),
     "user_input_mutation": (lambda x, y: (x.add_(y), y * 2), lambda: (_f(3), _f(3))),

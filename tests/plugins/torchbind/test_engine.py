@@ -49,11 +49,13 @@ def node(
 def plan(
     nodes: tuple[PlanNode, ...],
     outputs: tuple[Any, ...],
-    num_slots: int = 8,
+    num_slots: int | None = None,
     inputs: tuple[int | None, ...] = (0, 1),
     state: tuple[StateEntry, ...] = (),
     state_values: dict[str, Any] | None = None,
 ) -> Plan:
+    if num_slots is None:  # as many as the plan writes values (the engine's bound)
+        num_slots = len(inputs) + len(state) + sum(len(n.outputs) for n in nodes)
     return Plan(
         num_slots=num_slots,
         inputs=inputs,
@@ -78,7 +80,7 @@ def test_hand_built_plan_runs() -> None:
     x, y = torch.randn(3), torch.randn(3)
     e = engine(GOOD)
     assert_same(e.run([x, y]), [torch.add(x, y, alpha=2)])
-    assert e.num_nodes() == 1 and e.num_slots() == 8 and e.num_inputs() == 2
+    assert e.num_nodes() == 1 and e.num_slots() == 3 and e.num_inputs() == 2
     assert e.operators() == ["aten::add.Tensor"]
 
 
@@ -182,12 +184,16 @@ def test_wrong_slot_type() -> None:
 
 
 def test_slot_read_before_written_or_after_freed() -> None:
-    bad = replace(ADD, args=(Slot(0), Slot(5)))
-    _error(plan((bad,), (Slot(2),)), r"node 'add'.*reads slot 5 before anything writes it")
+    bad = replace(ADD, args=(Slot(0), Slot(2)), outputs=(3,))
+    _error(plan((bad,), (Slot(3),)), r"node 'add'.*reads slot 2 before anything writes it")
     nodes = (replace(ADD, free_after=(0,)), replace(ADD, name="again", outputs=(3,)))
     _error(plan(nodes, (Slot(3),)), r"node 'again'.*reads slot 0 after node 'add' freed it")
-    _error(plan((ADD,), (Slot(6),)), r"program output.*reads slot 6 before anything writes it")
-    _error(plan((ADD,), (Slot(99),)), r"refers to slot 99, outside \[0, 8\)")
+    _error(plan((ADD,), (Slot(3),), num_slots=4),
+           r"program output 0 reads slot 3 before anything writes it")  # fmt: skip
+    _error(plan((replace(ADD, free_after=(1,)),), (Slot(1),)),
+           r"program output 0 reads slot 1 after node 'add' freed it")  # fmt: skip
+    _error(plan((ADD,), (Slot(99),)), r"refers to slot 99, outside \[0, 3\)")
+    _error(plan((ADD,), (Slot(2),), num_slots=1 << 29), r"num_slots is 536870912, but the plan")
 
 
 def test_output_count_must_match_the_schema() -> None:

@@ -27,7 +27,7 @@ def test_registry_metadata() -> None:
     assert ex.capabilities.torchbind and ex.capabilities.bitwise
     assert ex.validate_options(None) == {
         "allowed_namespaces": (),
-        "custom_objs": None,
+        "custom_objs": {},
         "allow_pickle": False,
     }
 
@@ -40,7 +40,7 @@ def test_registry_metadata() -> None:
         ({"allowed_namespaces": ["my ops"]}, "must hold namespace names"),
         ({"allow_pickle": 1}, "must be bool"),
         ({"custom_objs": {1: None}}, "must map custom-object names"),
-        ({"custom_objs": [1]}, "must be Mapping or NoneType"),
+        ({"custom_objs": [1]}, "must be Mapping"),
     ],
 )  # fmt: skip
 def test_invalid_options(options: dict[str, object], match: str) -> None:
@@ -99,7 +99,7 @@ def test_cuda_programs(cuda: torch.device, agree: Agree) -> None:
     x = torch.randn(64, 32, device=cuda)
     y = torch.randn(64, 32, device=cuda)
     agree(lambda a, b: (torch.relu(a @ b.t()) * 0.5 + 1).softmax(-1), x, y)
-    agree(lambda a, b: (torch.max(a, 1), torch.cat([a, b]), a[:, ::2] + 1), x, y)
+    agree(lambda a, b: (*torch.max(a, 1), torch.cat([a, b]), a[:, ::2] + 1), x, y)
     mlp = torch.nn.Sequential(torch.nn.Linear(32, 16), torch.nn.GELU()).to(cuda)
     with torch.no_grad():
         agree(mlp, x)

@@ -9,6 +9,7 @@ a named value, resolved through a :class:`Refs` callback so that the same code s
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 import torch
@@ -50,9 +51,16 @@ def _int(v: object, where: str) -> int:
     return v
 
 
+# torch's serializer writes non-finite floats as these strings.
+_SPECIAL_FLOATS = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
+
+
 def _float(v: object, where: str) -> float:
+    if isinstance(v, str):
+        special = _SPECIAL_FLOATS.get(v)
+        if special is not None:
+            return special
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        # json.dumps writes inf/nan as Infinity/NaN, which json.loads reads back as floats.
         raise ProgramError(f"{where}: expected a number, got {short(v)}")
     return float(v)
 
@@ -93,8 +101,8 @@ def device_value(v: object, where: str) -> torch.device:
 
 
 def _complex(v: object, where: str) -> complex:
-    return complex(_float(field(v, "real", (int, float), where), where),
-                   _float(field(v, "imag", (int, float), where), where))  # fmt: skip
+    return complex(_float(field(v, "real", (int, float, str), where), where),
+                   _float(field(v, "imag", (int, float, str), where), where))  # fmt: skip
 
 
 def static_scalar(tag: str, payload: Any, where: str) -> Any:

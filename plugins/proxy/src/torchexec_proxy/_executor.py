@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from torchexec import Capabilities, InvalidOptionsError, OptionSpec, Program, validate_options
@@ -36,8 +37,8 @@ class ProxyExecutor:
         ),
         OptionSpec(
             "custom_objs",
-            (dict, Mapping),
-            None,
+            (Mapping,),
+            MappingProxyType({}),
             "TorchBind objects by the names the program gives them (mapping)",
         ),
         OptionSpec(
@@ -60,14 +61,13 @@ class ProxyExecutor:
                     f"{type(ns).__name__} ({ns!r})."
                 )
         objs = out["custom_objs"]
-        if objs is not None:
-            assert isinstance(objs, Mapping)
-            for key in objs:
-                if not isinstance(key, str):
-                    raise InvalidOptionsError(
-                        f"Option 'custom_objs' of executor 'proxy' must map names (str) to "
-                        f"objects, got the key {key!r}."
-                    )
+        assert isinstance(objs, Mapping)
+        for key in objs:
+            if not isinstance(key, str):
+                raise InvalidOptionsError(
+                    f"Option 'custom_objs' of executor 'proxy' must map names (str) to "
+                    f"objects, got the key {key!r}."
+                )
         return out
 
     def prepare(self, program: Program, options: Mapping[str, object]) -> ProxyRunner:

@@ -1,6 +1,7 @@
-// Static argument values: an encoded argument row (tag and payload) turned into the IValue that a schema
-// argument of a given type takes (dtypes, layouts and memory formats become ints, lists become
-// typed lists, ...). Everything that does not fit raises c10::Error; nothing is guessed.
+// Static argument values: an encoded argument row (tag and payload) turned into the IValue that
+// a schema argument of a given type takes (dtypes, layouts and memory formats become ints, lists
+// become typed lists, numbers in tensor positions become wrapped-number tensors, ...). Everything
+// that does not fit raises c10::Error; nothing is guessed.
 
 #include "engine.h"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from torchexec import InvalidOptionsError, OptionSpec, Program, validate_options
@@ -29,8 +30,8 @@ class TorchbindExecutor:
         ),
         OptionSpec(
             "custom_objs",
-            (Mapping, type(None)),
-            None,
+            (Mapping,),
+            MappingProxyType({}),
             "TorchBind objects by the program's custom-object names (replace or supply them)",
         ),
         OptionSpec(
@@ -57,13 +58,13 @@ class TorchbindExecutor:
                 )
         out["allowed_namespaces"] = tuple(namespaces)
         objs = out["custom_objs"]
-        if isinstance(objs, Mapping):
-            for key in objs:
-                if not isinstance(key, str):
-                    raise InvalidOptionsError(
-                        "Option 'custom_objs' of executor 'torchbind' must map custom-object "
-                        f"names (str) to TorchBind objects, got the key {key!r}."
-                    )
+        assert isinstance(objs, Mapping)
+        for key in objs:
+            if not isinstance(key, str):
+                raise InvalidOptionsError(
+                    "Option 'custom_objs' of executor 'torchbind' must map custom-object "
+                    f"names (str) to TorchBind objects, got the key {key!r}."
+                )
         return out
 
     def prepare(self, program: Program, options: Mapping[str, object]) -> EngineRunner:
