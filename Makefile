@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.torchexec-setup
 PKGS := core plugins/aten $(wildcard plugins/proxy) $(wildcard plugins/torchbind)
-PKG_FILES := $(foreach p,$(PKGS),$(p)/pyproject.toml) requirements-dev.txt $(wildcard plugins/torchbind/csrc/*) $(wildcard plugins/torchbind/setup.py)
+PKG_FILES := $(foreach p,$(PKGS),$(p)/pyproject.toml) requirements-dev.txt $(wildcard plugins/torchbind/csrc/*) $(wildcard plugins/torchbind/csrc/*/*) $(wildcard plugins/torchbind/setup.py)
 
 .PHONY: setup demo test lint typecheck docs bench clean
 

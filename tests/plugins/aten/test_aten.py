@@ -11,6 +11,8 @@ import torchexec
 
 
 class _WithState(torch.nn.Module):
+    steps: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.lin = torch.nn.Linear(3, 3)
