@@ -45,7 +45,15 @@ def run_kit(
     timeout: float = 1200,
 ) -> KitRun:
     """``python -m pytest --pyargs torchexec.testing --executor ... ARGS`` in a child process."""
-    cmd = [sys.executable, "-m", "pytest", "--pyargs", "torchexec.testing", "-p", "no:cacheprovider"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--pyargs",
+        "torchexec.testing",
+        "-p",
+        "no:cacheprovider",
+    ]
     cmd += [f"--executor={e}" for e in executors]
     cmd += ["--conformance-report", str(report), *args]
     child_env = dict(os.environ)
@@ -57,7 +65,13 @@ def run_kit(
         child_env["PYTHONPATH"] = os.pathsep.join(parts)
     child_env.update(env or {})
     proc = subprocess.run(
-        cmd, env=child_env, capture_output=True, text=True, timeout=timeout, cwd=report.parent
+        cmd,
+        check=False,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=report.parent,
     )
     output = proc.stdout + proc.stderr
     data: dict[str, Any] = json.loads(report.read_text()) if report.exists() else {}

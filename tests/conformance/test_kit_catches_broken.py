@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+import torchexec
 from tests.conformance.broken_executors import BrokenExecutor
 from tests.conformance.support import HERE, KitRun, run_kit
 from torchexec.testing import main
-import torchexec
 
 CI = ["--conformance-profile", "ci", "--max-examples", "40"]
 
@@ -25,9 +25,8 @@ def _run(tmp_path: Path, executor: str, *args: str) -> KitRun:
 
 def _reproduces(code: str, executor: str) -> None:
     """The failure's reproduction script fails when the broken executor is installed."""
-    with torchexec.register_executor(BrokenExecutor(executor)):
-        with pytest.raises(AssertionError):
-            exec(compile(code, "<reproduction>", "exec"), {"__name__": "reproduction"})
+    with torchexec.register_executor(BrokenExecutor(executor)), pytest.raises(AssertionError):
+        exec(compile(code, "<reproduction>", "exec"), {"__name__": "reproduction"})
 
 
 @pytest.mark.parametrize(
@@ -46,8 +45,11 @@ def test_generated_tier_names_the_operator(tmp_path: Path, executor: str, operat
     assert f"torch.ops.{operator}(" in failure["reproduction"]
     # minimised: the one failing call, its arguments given as inputs
     assert failure["operators"] == [operator]
-    assert f"FAILED {executor}::generated::{operator} [mismatched] operator {operator}" in run.output
-    assert "Falsifying example" in run.output
+    assert (
+        f"FAILED {executor}::generated::{operator} [mismatched] operator {operator}" in run.output
+    )
+    assert "seed: derandomized" in run.output
+    assert "minimal reproduction (1 of " in run.output
     tier = run.executor(executor)["tiers"]["generated"]
     assert tier["mismatched"] >= 1
     if executor == "perturb_mul":  # products are off by exactly 1 (bool outputs measure 0)
@@ -62,7 +64,9 @@ def test_opinfo_tier_names_the_opinfo(tmp_path: Path) -> None:
     assert run.returncode == 1, run.output[-4000:]
     ids = [f["id"] for f in run.failures("perturb_mul") if f["tier"] == "opinfo"]
     assert "perturb_mul::opinfo::mul::0" in ids
-    failure = next(f for f in run.failures("perturb_mul") if f["id"] == "perturb_mul::opinfo::mul::0")
+    failure = next(
+        f for f in run.failures("perturb_mul") if f["id"] == "perturb_mul::opinfo::mul::0"
+    )
     assert failure["operator"] == "mul"
     assert "aten.mul.Tensor" in failure["operators"]
     assert 'sample_program("mul", 0)' in failure["reproduction"]
@@ -76,6 +80,7 @@ def test_skips_file_turns_failures_into_xfails(tmp_path: Path) -> None:
         "# known bugs\n"
         "perturb_mul::generated::aten.mul   products are off by one on purpose\n"
         "perturb_mul::generated::aten.no_such_op   a typo: matches nothing\n"
+        "perturb_mul::generated::aten.neg   negation is fine: nothing to excuse\n"
         "nonexistent_executor::generated   names no installed executor\n"
     )
     run = _run(tmp_path, "perturb_mul", *CI, "-k", "generated", "--conformance-skips", str(skips))
@@ -91,8 +96,12 @@ def test_skips_file_turns_failures_into_xfails(tmp_path: Path) -> None:
         "perturb_mul::generated::aten.no_such_op",
         "nonexistent_executor::generated",
     }
-    assert "no executor named 'nonexistent_executor'" in unmatched["nonexistent_executor::generated"]
-    assert "WARNING skips entry matches nothing: perturb_mul::generated::aten.no_such_op" in run.output
+    assert (
+        "no executor named 'nonexistent_executor'" in unmatched["nonexistent_executor::generated"]
+    )
+    assert (
+        "WARNING skips entry matches nothing: perturb_mul::generated::aten.no_such_op" in run.output
+    )
 
 
 def test_declared_unsupported_operator_is_not_a_failure(tmp_path: Path) -> None:
@@ -120,7 +129,16 @@ def test_crash_is_recorded_by_main(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     report = tmp_path / "report.json"
     code = main(
         ["abort_neg"],
-        ["-p", "broken_executors", *CI, "-k", "generated", "-q", "--conformance-report", str(report)],
+        [
+            "-p",
+            "broken_executors",
+            *CI,
+            "-k",
+            "generated",
+            "-q",
+            "--conformance-report",
+            str(report),
+        ],
     )
     assert code == 128 + signal.SIGABRT
     import json

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import torchexec
-from torchexec.testing import InputSpec, compare_outputs, make_input, programs
+from torchexec.testing import InputSpec, compare_outputs, input_specs, make_input, programs
 from torchexec.testing._ir import reproduction
 from torchexec.testing._values import tensor_literal
 from torchexec.testing.catalog import CATALOG, GROUPS, by_name, select
@@ -70,6 +70,26 @@ def test_tensor_literal_is_exact(dtype: torch.dtype) -> None:
     assert eval(tensor_literal(empty), {"torch": torch}).shape == (2, 0, 3)
 
 
+@FEW
+@given(input_specs(max_rank=3, max_dim=4))
+def test_input_specs_strategy(spec: InputSpec) -> None:
+    x = make_input(spec)
+    assert tuple(x.shape) == spec.shape and x.dtype == spec.dtype
+    assert len(spec.shape) <= 3 and all(0 <= d <= 4 for d in spec.shape)
+    if spec.layout == "contiguous":
+        assert x.is_contiguous()
+
+
+def test_public_names_load_lazily() -> None:
+    import torchexec.testing as kit
+
+    assert sorted(kit.__all__) == kit.__all__
+    for name in kit.__all__:
+        assert getattr(kit, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        kit.nope  # noqa: B018
+
+
 # --- comparison ------------------------------------------------------------------------------
 
 
@@ -97,7 +117,9 @@ def test_tolerance_comparison() -> None:
     assert not cmp.ok and math.isclose(cmp.max_rel, 1e-3, rel_tol=1e-3)
     # an operator on the path widens the tolerance
     tols = Tolerances.shipped()
-    assert tols.for_dtype(torch.float32, ["aten.mm.default"]).rtol > tols.for_dtype(torch.float32).rtol
+    assert (
+        tols.for_dtype(torch.float32, ["aten.mm.default"]).rtol > tols.for_dtype(torch.float32).rtol
+    )
     ints = torch.tensor([1, 2])
     assert not compare_outputs([ints + 1], [ints], bitwise=False).ok
 
@@ -137,7 +159,9 @@ def test_skips_file_errors() -> None:
 
 
 def test_unmatched_skips() -> None:
-    skips = SkipList.parse("x::opinfo::ad  typo\nx::opinfo::add::3  sample 3\nx::generated::a  g\n", "s")
+    skips = SkipList.parse(
+        "x::opinfo::ad  typo\nx::opinfo::add::3  sample 3\nx::generated::a  g\n", "s"
+    )
     unmatched = skips.unmatched(["x::opinfo::add"], ["x"], ["opinfo"])
     assert [e.prefix for e in unmatched] == ["x::opinfo::ad"]  # generated did not run
 

@@ -171,13 +171,16 @@ class Program:
         ep = self.exported_program()
         from torch._export.serde.serialize import serialize
 
+        import inspect
+
+        # torch >= 2.12 can skip pickling the tensors, which the JSON does not need.
+        skip = {
+            k: False
+            for k in ("serialize_state_dict", "serialize_constants", "serialize_example_inputs")
+            if k in inspect.signature(serialize).parameters
+        }
         try:
-            artifact = serialize(
-                ep,
-                serialize_state_dict=False,
-                serialize_constants=False,
-                serialize_example_inputs=False,
-            )
+            artifact = serialize(ep, **skip)  # type: ignore[arg-type]
         except Exception as exc:
             raise ProgramError(
                 f"cannot serialize {self.name!r} to ExportedProgram JSON: {exc}"

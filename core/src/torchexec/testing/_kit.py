@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +17,7 @@ from torchexec.testing import contract
 from torchexec.testing.catalog import CATALOG
 from torchexec.testing.compare import Tolerances
 from torchexec.testing.report import ExecutorReport, Failure, Report
-from torchexec.testing.runner import Case, Checker, ReferenceFailure
+from torchexec.testing.runner import Case, Checker, Outcome, ReferenceFailure
 from torchexec.testing.skips import SkipEntry, SkipList
 
 __all__ = ["PROFILES", "Kit", "KitOptions", "Profile", "quiet"]
@@ -45,10 +45,18 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
-        max_examples=25, torchbind_examples=8, opinfo_samples=1, derandomize=False, shrink_seconds=20
+        max_examples=25,
+        torchbind_examples=8,
+        opinfo_samples=1,
+        derandomize=False,
+        shrink_seconds=20,
     ),
     "ci": Profile(
-        max_examples=300, torchbind_examples=40, opinfo_samples=2, derandomize=True, shrink_seconds=60
+        max_examples=300,
+        torchbind_examples=40,
+        opinfo_samples=2,
+        derandomize=True,
+        shrink_seconds=60,
     ),
 }
 """``quick`` is the default; ``ci`` is derandomized and larger."""
@@ -177,12 +185,9 @@ class Kit:
 
     # --- recording --------------------------------------------------------------------------
 
-    def record(self, tier: str, outcomes: dict[str, object]) -> None:
+    def record(self, tier: str, outcomes: Mapping[str, Outcome]) -> None:
         """Count one example's outcomes."""
-        from torchexec.testing.runner import Outcome
-
         for name, o in outcomes.items():
-            assert isinstance(o, Outcome)
             self.report.executor(name).tier(tier).add(o.status)
             if o.skip is not None:
                 key = (o.skip.prefix, o.skip.reason, o.skip.source)
@@ -251,9 +256,16 @@ class Kit:
             if not e.shipped and e.executor != "*" and e.executor not in names:
                 why = f"no executor named {e.executor!r} is installed"
                 self.report.unmatched_skips.append(_skip_row(e, why))
-        for e in self.skips.unmatched(sorted(ids), self.executors, self.tiers_run):
+        unmatched = self.skips.unmatched(sorted(ids), self.executors, self.tiers_run)
+        for e in unmatched:
             why = "matches no conformance id of this run"
             self.report.unmatched_skips.append(_skip_row(e, why))
+        for e in self.skips.entries:
+            relevant = e.executor == "*" or e.executor in self.executors
+            ran = relevant and not e.shipped and e.tier in self.tiers_run
+            if ran and e not in self.skips.used and e not in unmatched:
+                why = "nothing it covers failed: remove it if the bug is fixed"
+                self.report.unused_skips.append(_skip_row(e, why))
         if self.options.report is not None:
             self.report.write(self.options.report)
         if self.journal is not None and self.journal.exists():

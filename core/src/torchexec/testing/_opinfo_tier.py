@@ -53,6 +53,14 @@ def run_opinfo(kit: Kit, name: str) -> None:
                 kit.report.opinfo_skipped[s.case_id] = f"normalize: {exc}".splitlines()[0][:200]
                 continue
             counts["exported"] += 1
+            index = s.index
+
+            def repro(executor: str, _cmp: object, index: int = index) -> str:
+                return opinfo.reproduction(
+                    name, index, executor, kit.reference, exact=kit.checker.bitwise(executor)
+                )
+
+            case.reproduction = repro
             expected = kit.reference_or_none(case)
             if expected is None:
                 counts["reference_failed"] += 1
@@ -64,14 +72,6 @@ def run_opinfo(kit: Kit, name: str) -> None:
                 kit.report.opinfo_skipped[s.case_id] = "the reference disagrees with itself"
                 continue
             counts["run"] += 1
-            index = s.index
-
-            def repro(executor: str, _cmp: object, index: int = index) -> str:
-                return opinfo.reproduction(
-                    name, index, executor, kit.reference, exact=kit.checker.bitwise(executor)
-                )
-
-            case.reproduction = repro
             for executor in kit.executors:
                 o = kit.checker.check(case, executor, expected)
                 section = kit.report.executor(executor)

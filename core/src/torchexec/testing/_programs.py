@@ -57,7 +57,7 @@ def program_case(ir: ProgramIR, tier: str, kit: Kit) -> Case:
         case.make_program = lambda: torchexec.normalize(ir.graph_module(), ir.make_inputs())
 
     def repro(executor: str, _cmp: object) -> str:
-        exact = kit.checker.bitwise(executor) if executor in kit.executors else True
+        exact = kit.checker.bitwise(executor)
         tol = kit.checker.tolerances.for_dtype(torch.float32, ir.operators)
         return reproduction(
             ir, executor, kit.reference, exact=exact, rtol=tol.rtol, atol=tol.atol,
@@ -169,12 +169,12 @@ def _run(
 
     def conformance(program: GeneratedProgram) -> None:
         final = current_build_context().is_final
-        if state["failing"] and not final:
-            # Shrinking: only the executors that failed, and only for a while; past the budget
-            # every candidate "passes", hypothesis replays the smallest failure found so far,
-            # and the kit's own minimiser takes it from there.
-            if time.monotonic() - state["since"] > kit.profile.shrink_seconds:
-                return
+        # Shrinking: only the executors that failed, and only for a while; past the budget every
+        # candidate "passes", hypothesis replays the smallest failure found so far, and the
+        # kit's own minimiser takes it from there.
+        shrinking = state["failing"] and not final
+        if shrinking and time.monotonic() - state["since"] > kit.profile.shrink_seconds:
+            return
         names = state["focus"]
         with quiet():
             try:
@@ -233,8 +233,8 @@ def run_program_tier(kit: Kit, tier: str) -> None:
         _run(kit, tier, _strategy(tier), kit.torchbind_examples, executors)
         return
     _run(kit, tier, _strategy(tier), kit.max_examples, executors)
-    # Coverage: every catalog operator runs in every run, even if the main draw missed one.
-    if kit.max_examples >= 100:
-        for op in CATALOG:
-            if kit.report.operators.get(op.name, 0) == 0:
-                _run(kit, tier, programs(operators=[op], max_nodes=3), 3, executors)
+    # Coverage: every catalog operator runs in every run, even where the main draw missed one
+    # (a few short programs of that operator alone).
+    for op in CATALOG:
+        if kit.report.operators.get(op.name, 0) == 0:
+            _run(kit, tier, programs(operators=[op], max_nodes=3), 3, executors)

@@ -181,7 +181,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if kit is None:
         return
     known: list[str] = []
-    for item in session.items:
+    for item in getattr(session, "items", []):
         params: dict[str, Any] = getattr(getattr(item, "callspec", None), "params", {})
         name = params.get("opinfo_name")
         if name is not None:
@@ -192,7 +192,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """The conformance summary (counts, operators covered, failures with code)."""
     kit = config.stash.get(KIT_KEY, None)
-    if kit is None:
+    if kit is None or not kit.tiers_run:
         return
     terminalreporter.section("torchexec conformance")
     width = getattr(getattr(terminalreporter, "_tw", None), "fullwidth", 100)

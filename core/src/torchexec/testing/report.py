@@ -16,7 +16,9 @@
          "contract": {"metadata": "passed", ...},
          "failures": [{"id": ..., "operator": ..., "max_abs_error": ..., "reproduction": ...}],
          "xfails": [{"id": ..., "reason": ..., "count": 3}]}},
-     "unmatched_skips": [...], "warnings": [...]}
+     "unmatched_skips": [...],       # skips entries that match no id of the run (typos)
+     "unused_skips": [...],          # entries that matched, but nothing they cover failed
+     "warnings": [...]}
 """
 
 from __future__ import annotations
@@ -127,19 +129,12 @@ class Report:
     opinfo: Counter[str] = field(default_factory=Counter)
     opinfo_skipped: dict[str, str] = field(default_factory=dict)
     unmatched_skips: list[dict[str, str]] = field(default_factory=list)
+    unused_skips: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def executor(self, name: str) -> ExecutorReport:
         """The section of executor ``name`` (must have been added)."""
         return self.executors[name]
-
-    @property
-    def failed(self) -> bool:
-        """Whether any executor has a failure (mismatched, raised, crashed, contract)."""
-        return any(
-            e.failures or any(v not in {"passed", "skipped"} for v in e.contract.values())
-            for e in self.executors.values()
-        )
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON-friendly data."""
@@ -172,6 +167,7 @@ class Report:
                 for name, e in self.executors.items()
             },
             "unmatched_skips": list(self.unmatched_skips),
+            "unused_skips": list(self.unused_skips),
             "warnings": list(self.warnings),
         }
 
@@ -242,6 +238,8 @@ class Report:
                     lines += ["    " + ln for ln in f.reproduction.rstrip().splitlines()]
         for s in self.unmatched_skips:
             lines.append(f"WARNING skips entry matches nothing: {s['id']} ({s['source']})")
+        for s in self.unused_skips:
+            lines.append(f"note: skips entry never needed (nothing it covers failed): {s['id']}")
         lines += [f"WARNING {w}" for w in self.warnings]
         return lines
 

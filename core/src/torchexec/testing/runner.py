@@ -195,7 +195,8 @@ class Checker:
 
     def bitwise(self, executor: str) -> bool:
         """Whether ``executor`` must match the reference bit for bit."""
-        return bool(self._caps[executor].bitwise)
+        caps = self._caps.get(executor) or torchexec.get_executor(executor).capabilities
+        return bool(caps.bitwise)
 
     # --- running ---------------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ built, so the program is valid for them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -42,7 +41,6 @@ __all__ = [
 ]
 
 
-@dataclass
 class GeneratedProgram:
     """A generated program and how to run it.
 
@@ -52,8 +50,9 @@ class GeneratedProgram:
             (those calls are not in the program).
     """
 
-    ir: ProgramIR
-    rejected: dict[str, int] = field(default_factory=dict)
+    def __init__(self, ir: ProgramIR, rejected: dict[str, int] | None = None) -> None:
+        self.ir = ir
+        self.rejected = dict(rejected or {})
 
     @property
     def operators(self) -> list[str]:

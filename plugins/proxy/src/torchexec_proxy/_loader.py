@@ -44,8 +44,7 @@ _USER_VALUE_TAGS = {
 class _Values:
     """The program's named values: their numbers, kinds, and the constants inputs stand for."""
 
-    def __init__(self, source: str, nodes: list[Any]) -> None:
-        self.source = source
+    def __init__(self, nodes: list[Any]) -> None:
         self.kinds: list[str] = []
         self.last: list[int] = []
         self.reads: list[int] = []
@@ -126,13 +125,11 @@ class _State:
 
     def __init__(
         self,
-        source: str,
         weights: Mapping[str, Any],
         constants: Mapping[str, Any],
         custom_objs: Mapping[str, object],
         tensor_meta: Mapping[str, Any],
     ) -> None:
-        self.source = source
         self.weights = weights
         self.constants = constants
         self.custom_objs = custom_objs
@@ -221,11 +218,11 @@ def _build(
     signature = field(gm, "signature", dict, "graph_module")
     nodes = field(graph, "nodes", list, "graph")
     tensor_meta = graph.get("tensor_values") or {}
-    values = _Values(source, nodes)
-    state = _State(source, weights, constants, custom_objs, tensor_meta)
+    values = _Values(nodes)
+    state = _State(weights, constants, custom_objs, tensor_meta)
 
-    input_vids, user_names = _read_inputs(signature, graph, values, state, source)
-    _check_custom_obj_names(custom_objs, state, source)
+    input_vids, user_names = _read_inputs(signature, graph, values, state)
+    _check_custom_obj_names(custom_objs, state)
 
     resolved: dict[str, Resolved] = {}
 
@@ -243,7 +240,7 @@ def _build(
         drafts.append(draft)
 
     values.begin(FOREVER)
-    outputs, mutations = _read_outputs(signature, values, state, user_names, source)
+    outputs, mutations = _read_outputs(signature, values, state, user_names)
     for vid in state.vids:
         values.last[vid] = FOREVER
     assignment = assign_slots(drafts, values.last, state.vids, input_vids)
@@ -290,7 +287,6 @@ def _read_inputs(
     graph: Mapping[str, Any],
     values: _Values,
     state: _State,
-    source: str,
 ) -> tuple[list[int | None], dict[str, int]]:
     """Define the graph inputs; return the flat user inputs' values and user input positions."""
     specs = field(signature, "input_specs", list, "signature")
@@ -347,7 +343,7 @@ def _value_name(tag: str, payload: Any, where: str) -> str:
     return name
 
 
-def _check_custom_obj_names(custom_objs: Mapping[str, object], state: _State, source: str) -> None:
+def _check_custom_obj_names(custom_objs: Mapping[str, object], state: _State) -> None:
     known = {e.name for e in state.entries if e.kind == "custom_obj"}
     for name in custom_objs:
         if name not in known:
@@ -363,8 +359,8 @@ def _read_outputs(
     values: _Values,
     state: _State,
     user_names: Mapping[str, int],
-    source: str,
 ) -> tuple[list[Slot | Static], list[Mutation]]:
+    """Read the output specs: user outputs (slots or constants) and mutations."""
     specs = field(signature, "output_specs", list, "signature")
     outputs: list[Slot | Static] = []
     mutations: list[Mutation] = []
