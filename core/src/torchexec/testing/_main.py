@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cli", "main"]
+__all__ = ["TEMP_REPORT_ENV", "cli", "main"]
+
+TEMP_REPORT_ENV = "TORCHEXEC_CONFORMANCE_TEMPORARY_REPORT"
 
 
 def _report_arg(argv: list[str]) -> Path | None:
@@ -80,11 +82,17 @@ def main(executors: Sequence[str], argv: Sequence[str] = ()) -> int:
         pytest's exit code (0: everything passed or is a listed xfail), or ``128 + signal``
         when the run crashed; the crash is printed and recorded in the report.
     """
-    names = [n for n in executors if n]
+    names: list[str] = []
+    extra = list(argv)
+    for i, name in enumerate(executors):
+        if name.startswith("-"):  # 'torchexec check NAME -- -k x' hands pytest options here
+            extra = list(executors[i:]) + extra
+            break
+        if name:
+            names.append(name)
     if not names:
         print("torchexec check: name at least one executor", file=sys.stderr)
         return 4
-    extra = list(argv)
     if extra[:1] == ["--"]:
         extra = extra[1:]
     report = _report_arg(extra)
@@ -97,8 +105,11 @@ def main(executors: Sequence[str], argv: Sequence[str] = ()) -> int:
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         cmd += ["-p", "torchexec.testing.plugin"]
     cmd += [f"--executor={n}" for n in names] + extra
+    env = dict(os.environ)
+    if tmp is not None:
+        env[TEMP_REPORT_ENV] = "1"  # the plugin does not print the path of a report about to go
     try:
-        code = subprocess.call(cmd)
+        code = subprocess.call(cmd, env=env)
         if code < 0:
             crash = _record_crash(report, code)
             print(

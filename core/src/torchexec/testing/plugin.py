@@ -34,6 +34,7 @@ __all__ = ["KIT_KEY"]
 KIT_KEY: pytest.StashKey[Kit] = pytest.StashKey()
 _KIT_MODULE = Path(__file__).with_name("test_conformance.py")
 _PROFILE_ENV = "TORCHEXEC_CONFORMANCE_PROFILE"
+_TEMP_REPORT_ENV = "TORCHEXEC_CONFORMANCE_TEMPORARY_REPORT"  # set by torchexec.testing.main
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -198,5 +199,5 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     width = getattr(getattr(terminalreporter, "_tw", None), "fullwidth", 100)
     for line in kit.report.summary_lines(width=width):
         terminalreporter.write_line(line)
-    if kit.options.report is not None:
+    if kit.options.report is not None and not os.environ.get(_TEMP_REPORT_ENV):
         terminalreporter.write_line(f"report written to {kit.options.report}")

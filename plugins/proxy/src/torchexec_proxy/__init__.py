@@ -23,25 +23,30 @@ if TYPE_CHECKING:
     from torchexec_proxy._executor import ProxyExecutor
     from torchexec_proxy._extern import ExternKernelProxy
     from torchexec_proxy._runner import ProxyRunner
+    from torchexec_proxy._targets import DEFAULT_NAMESPACES, normalize_namespaces
     from torchexec_proxy.plan import Plan
 
 __all__ = [
+    "DEFAULT_NAMESPACES",
     "ExternKernelProxy",
     "Plan",
     "ProxyExecutor",
     "ProxyRunner",
     "load_plan",
     "load_plan_from_json",
+    "normalize_namespaces",
     "torchexec_register_executors",
 ]
 
 _LAZY = {
+    "DEFAULT_NAMESPACES": "torchexec_proxy._targets",
     "ExternKernelProxy": "torchexec_proxy._extern",
     "Plan": "torchexec_proxy.plan",
     "ProxyExecutor": "torchexec_proxy._executor",
     "ProxyRunner": "torchexec_proxy._runner",
     "load_plan": "torchexec_proxy._api",
     "load_plan_from_json": "torchexec_proxy._api",
+    "normalize_namespaces": "torchexec_proxy._targets",
 }
 
 
