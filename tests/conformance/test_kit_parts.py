@@ -252,3 +252,22 @@ def test_checker_on_aten() -> None:
     assert "aten.relu.default" in case.operators
     outcome = Checker(["aten"]).run(case)["aten"]
     assert outcome.status == "passed" and not outcome.failed
+
+
+# --- entry points ----------------------------------------------------------------------------
+
+
+def test_main_splits_executors_from_pytest_options(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from torchexec.testing import main
+    from torchexec.testing._main import cli
+
+    assert main([], []) == 4
+    assert cli(["-k", "x"]) == 4
+    # what 'torchexec check aten -- -k ...' hands over: options after the executor names
+    report = tmp_path / "r.json"
+    args = ["-k", "contract and metadata", "-q", "-p", "no:cacheprovider"]
+    assert main(["aten", "--", *args, "--conformance-report", str(report)]) == 0
+    assert '"metadata": "passed"' in report.read_text()
+    assert f"report written to {report}" in capfd.readouterr().out
