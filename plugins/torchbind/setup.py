@@ -10,6 +10,7 @@ and are loaded with ``torch.ops.load_library``.
 
 from pathlib import Path
 
+import torch
 from setuptools import setup
 from torch.utils.cpp_extension import BuildExtension, CppExtension
 
@@ -26,6 +27,7 @@ setup(
             "torchexec_torchbind._lib_engine",
             engine_sources,
             include_dirs=[str((HERE / CSRC / "engine").resolve())],
+            define_macros=[("TORCHEXEC_TORCH_VERSION", f'"{torch.__version__}"')],
             extra_compile_args=FLAGS,
         ),
         CppExtension(

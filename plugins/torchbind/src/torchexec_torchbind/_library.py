@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import threading
 from pathlib import Path
 
@@ -25,14 +26,19 @@ def library_path(name: str) -> Path:
     Raises:
         ExecutorLoadError: it was not built.
     """
-    candidates = sorted(_HERE.glob(f"{name}.*.so")) + sorted(_HERE.glob(f"{name}.*.pyd"))
-    if not candidates:
-        raise ExecutorLoadError(
-            f"torchexec-torchbind: the compiled library {name!r} is missing from {_HERE}. "
-            "Build it against the installed torch with "
-            "'pip install --no-build-isolation -e plugins/torchbind' (or 'make setup')."
-        )
-    return candidates[0]
+    # Only a library built for this interpreter: another one (a stale build for another Python)
+    # may sit beside it.
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = _HERE / f"{name}{suffix}"
+        if path.exists():
+            return path
+    others = sorted(p.name for p in _HERE.glob(f"{name}.*"))
+    found = f" (found only {', '.join(others)}, built for another Python)" if others else ""
+    raise ExecutorLoadError(
+        f"torchexec-torchbind: the compiled library {name!r} is missing from {_HERE}{found}. "
+        "Build it against the installed torch with "
+        "'pip install --no-build-isolation -e plugins/torchbind' (or 'make setup')."
+    )
 
 
 def load_library(name: str = ENGINE_LIBRARY) -> None:
@@ -55,4 +61,12 @@ def load_library(name: str = ENGINE_LIBRARY) -> None:
                 f"torchexec-torchbind: cannot load {path.name} into torch {torch.__version__}: "
                 f"{exc}. Rebuild it with 'pip install --no-build-isolation -e plugins/torchbind'."
             ) from exc
+        if name == ENGINE_LIBRARY:
+            built = torch.ops.torchexec.built_with_torch()
+            if built != torch.__version__:
+                raise ExecutorLoadError(
+                    f"torchexec-torchbind: {path.name} was built against torch {built}, but "
+                    f"torch {torch.__version__} is installed; rebuild it with "
+                    "'pip install --no-build-isolation --force-reinstall -e plugins/torchbind'."
+                )
         _LOADED.add(name)
