@@ -21,7 +21,7 @@ def test_only_a_library_for_this_interpreter_is_used(
     ):
         _library.library_path("_lib_engine")
     (tmp_path / "_lib_engine.cpython-39-x86_64-linux-gnu.so").unlink()
-    with pytest.raises(ExecutorLoadError, match="missing from .*pip install --no-build-isolation"):
+    with pytest.raises(ExecutorLoadError, match=r"missing from .*pip install --no-build-isolation"):
         _library.library_path("_lib_engine")
 
 

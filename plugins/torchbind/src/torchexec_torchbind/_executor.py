@@ -69,8 +69,7 @@ class TorchbindExecutor:
 
     def prepare(self, program: Program, options: Mapping[str, object]) -> EngineRunner:
         """Plan the program (``torchexec_proxy.load_plan``) and build its engine."""
-        from torchexec_proxy import load_plan
-        from torchexec_proxy import normalize_namespaces
+        from torchexec_proxy import load_plan, normalize_namespaces
 
         opts: dict[str, Any] = dict(options)
         extra = tuple(opts.get("allowed_namespaces") or ())
