@@ -93,7 +93,7 @@ def quiet() -> Iterator[None]:
 
 
 def _hypothesis_settings(profile: str, p: Profile) -> None:
-    from hypothesis import HealthCheck, settings
+    from hypothesis import HealthCheck, Phase, settings
 
     settings.register_profile(
         f"torchexec-{profile}",
@@ -102,6 +102,9 @@ def _hypothesis_settings(profile: str, p: Profile) -> None:
         database=None if p.derandomize else settings().database,
         deadline=None,
         print_blob=True,
+        # no "explain" phase: it replays a failure many times under coverage tracing, slow for
+        # programs that are exported and run on several executors; the kit minimises instead
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
         suppress_health_check=[
             HealthCheck.too_slow,
             HealthCheck.data_too_large,
