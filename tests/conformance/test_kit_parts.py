@@ -271,3 +271,12 @@ def test_main_splits_executors_from_pytest_options(
     assert main(["aten", "--", *args, "--conformance-report", str(report)]) == 0
     assert '"metadata": "passed"' in report.read_text()
     assert f"report written to {report}" in capfd.readouterr().out
+
+
+def test_kit_is_collected_whatever_python_files_says(tmp_path: Path) -> None:
+    from tests.conformance.support import run_kit
+
+    args = ["-o", "python_files=check_*.py", "-k", "contract and metadata", "-q"]
+    run = run_kit(["aten"], args, tmp_path / "report.json")
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.executor("aten")["contract"] == {"metadata": "passed"}

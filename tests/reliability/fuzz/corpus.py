@@ -69,10 +69,23 @@ class ProgramItem:
     mutates: bool
     doc: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def parameters(self) -> frozenset[str]:
+        """Names of the weights that are parameters (the others are buffers)."""
+        names = set()
+        for spec in self.doc["graph_module"]["signature"]["input_specs"]:
+            if "parameter" in spec:
+                names.add(spec["parameter"]["parameter_name"])
+        return frozenset(names)
+
     def fresh_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Copies of the weights and constants (TorchBind objects re-created): a case may
-        write into them."""
-        weights = {k: v.clone() for k, v in self.weights.items()}
+        write into them. Parameters are ``nn.Parameter``s, as in ``ExportedProgram.state_dict``."""
+        params = self.parameters
+        weights = {
+            k: torch.nn.Parameter(v.clone()) if k in params else v.clone()
+            for k, v in self.weights.items()
+        }
         constants: dict[str, Any] = {k: v.clone() for k, v in self.tensor_constants.items()}
         for name, weight in self.objects.items():
             constants[name] = make_scale(weight)

@@ -456,7 +456,11 @@ def mutate_document(base: bytes, ch: Chooser,
     """Mutate the JSON document ``base``: tree mutations, a spelling, sometimes text damage."""
     notes: list[str] = []
     preserving = True
-    doc = json.loads(base)
+    try:
+        doc = json.loads(base)
+    except (ValueError, RecursionError):  # already damaged: damage the text further
+        data, note = mutate_text(base, ch)
+        return Mutant(data, False, [note])
     if ch.chance(88):
         doc, notes, preserving = mutate_tree(doc, ch, regions)
     data, spelling = serialize_document(doc, ch)

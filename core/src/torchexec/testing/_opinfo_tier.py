@@ -31,6 +31,7 @@ def run_opinfo(kit: Kit, name: str) -> None:
     Raises:
         ConformanceFailure: listing every sample an executor failed (not xfailed).
     """
+    __tracebackhide__ = True  # pytest shows the failure, not the kit
     from torchexec.testing._kit import quiet
 
     counts = kit.report.opinfo

@@ -32,6 +32,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def test_contract(torchexec_kit: Kit, executor: str, check: str) -> None:
     """Metadata, option validation, input checks, repeat calls, files, state."""
+    __tracebackhide__ = True  # pytest shows the failure, not the kit
     reason = torchexec_kit.run_contract(executor, check)
     if reason is not None:
         pytest.xfail(reason)
@@ -39,11 +40,13 @@ def test_contract(torchexec_kit: Kit, executor: str, check: str) -> None:
 
 def test_generated_programs(torchexec_kit: Kit) -> None:
     """Random ATen programs agree with the reference on every executor."""
+    __tracebackhide__ = True  # pytest shows the failure, not the kit
     torchexec_kit.run_programs("generated")
 
 
 def test_torchbind_programs(torchexec_kit: Kit) -> None:
     """Programs calling TorchBind methods agree (needs the torchexec-torchbind test classes)."""
+    __tracebackhide__ = True  # pytest shows the failure, not the kit
     from torchexec import ExecutorLoadError
 
     try:
@@ -57,4 +60,5 @@ def test_torchbind_programs(torchexec_kit: Kit) -> None:
 
 def test_opinfo(torchexec_kit: Kit, opinfo_name: str) -> None:
     """PyTorch's OpInfo samples, one program each, agree with the reference."""
+    __tracebackhide__ = True  # pytest shows the failure, not the kit
     torchexec_kit.run_opinfo(opinfo_name)

@@ -102,7 +102,29 @@ def load_plan(
         )
     with _gc_paused():
         doc = parse_document(model_json, source)
-        return build_plan(doc, weights, constants, custom_objs=objs, allowed=allowed, source=source)
+        plan = build_plan(doc, weights, constants, custom_objs=objs, allowed=allowed, source=source)
+    _check_call_specs(program, plan, source)
+    return plan
+
+
+def _check_call_specs(program: Program, plan: Plan, source: str) -> None:
+    """The program's input and output specs (how callers' arguments are flattened and outputs
+    rebuilt) must count the values its graph signature takes and returns; otherwise the first
+    call would fail, and a bad program must fail at load."""
+    try:
+        n_in, n_out = program.in_spec.num_leaves, program.out_spec.num_leaves
+    except ProgramError:
+        return  # no specs to check (a bare program JSON); torchexec.prepare reports that
+    if n_in != len(plan.inputs):
+        raise ProgramError(
+            f"{source}: the program's input spec has {n_in} values, but its graph signature "
+            f"takes {len(plan.inputs)} user inputs"
+        )
+    if n_out != len(plan.outputs):
+        raise ProgramError(
+            f"{source}: the program's output spec has {n_out} values, but its graph signature "
+            f"returns {len(plan.outputs)} user outputs"
+        )
 
 
 def load_plan_from_json(

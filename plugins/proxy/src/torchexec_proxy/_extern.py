@@ -218,32 +218,41 @@ class ExternKernelProxy:
             if tag != "as_custom_obj":
                 raise ProgramError(f"{where}: expected as_custom_obj, got {tag}")
             return self._object(json_field(payload, "name", str, where), where)
-        if kind == "TensorType" and tag in ("as_tensor", "as_optional_tensor"):
+        if kind == "TensorType" and tag == "as_optional_tensor":
+            inner, value = union(payload, where)
+            if inner == "as_none":  # no tensor is passed for an absent optional tensor
+                if not a.optional:
+                    raise ProgramError(f"{where}: schema type {a.type_str} does not take None")
+                return None
+            tag, payload = inner, value
+        if kind in ("TensorType", "AnyType") and tag == "as_tensor":
+            json_field(payload, "name", str, where)
             dynamic(_TENSOR)
             return None
-        if kind in ("IntType", "SymIntType") and tag in ("as_int", "as_sym_int"):
+        if (kind in ("IntType", "SymIntType", "NumberType") and tag in ("as_int", "as_sym_int")) or (
+            kind == "AnyType" and tag == "as_int"
+        ):
+            _int_payload(tag, payload, where)
             dynamic(_INT)
-            return None
-        if kind == "NumberType" and tag in ("as_int", "as_sym_int"):
-            dynamic(_INT)
-            return None
-        if kind == "AnyType" and tag in ("as_int", "as_tensor"):
-            dynamic(_INT if tag == "as_int" else _TENSOR)
             return None
         if kind == "ListType":
             if not isinstance(payload, list):
                 raise ProgramError(f"{where}: expected a list, got {short(payload)}")
             if a.elem == "TensorType" and tag == "as_tensors":
+                for i, item in enumerate(payload):
+                    json_field(item, "name", str, f"{where}[{i}]")
                 dynamic(_TENSORS, len(payload))
                 return None
             if a.elem == "TensorType" and a.elem_optional and tag == "as_optional_tensors":
-                present = tuple(union(x, where)[0] == "as_tensor" for x in payload)
+                present = tuple(_optional_tensor(x, f"{where}[{i}]") for i, x in enumerate(payload))
                 dynamic(_OPT_TENSORS, present)
                 return None
             if a.elem in ("IntType", "SymIntType", "NumberType") and tag in (
                 "as_ints",
                 "as_sym_ints",
             ):
+                for i, item in enumerate(payload):
+                    _int_payload(tag[:-1], item, f"{where}[{i}]")
                 dynamic(_INTS, len(payload))
                 return None
         if kind == "DeviceObjType" and tag == "as_device" and self._device is not None:
@@ -374,6 +383,30 @@ class ExternKernelProxy:
         if len(tensor_args) == n_in + n_out and isinstance(tensor_args, MutableSequence):
             tensor_args[n_in:] = outs
         return outs
+
+
+def _int_payload(tag: str, payload: object, where: str) -> None:
+    """Check an integer the call will supply: ``as_int`` holds an int, ``as_sym_int`` an int
+    or a symbol's name."""
+    if tag == "as_sym_int":
+        inner, payload = union(payload, where)
+        if inner == "as_name" and isinstance(payload, str):
+            return
+        if inner != "as_int":
+            raise ProgramError(f"{where}: as_sym_int must hold as_int or as_name, got {inner}")
+    if isinstance(payload, bool) or not isinstance(payload, int):
+        raise ProgramError(f"{where}: expected an integer, got {short(payload)}")
+
+
+def _optional_tensor(item: object, where: str) -> bool:
+    """Whether an element of a ``Tensor?[]`` argument is a tensor (``False``: None)."""
+    tag, payload = union(item, where)
+    if tag == "as_tensor":
+        json_field(payload, "name", str, where)
+        return True
+    if tag != "as_none":
+        raise ProgramError(f"{where}: expected as_tensor or as_none, got {tag}")
+    return False
 
 
 def _objs_beside(path: Path) -> dict[str, object]:

@@ -46,7 +46,9 @@ def parse_document(data: bytes | str | Mapping[str, Any], source: str) -> dict[s
         return dict(data)
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers malformed JSON, bytes that are not UTF-8/16/32, and integers
+        # longer than Python's int-conversion limit; RecursionError, nesting too deep.
         raise ProgramError(f"{source}: invalid program JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise ProgramError(f"{source}: the program JSON is a {type(doc).__name__}, not an object")

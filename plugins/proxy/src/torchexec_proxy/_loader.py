@@ -240,7 +240,7 @@ def _build(
         drafts.append(draft)
 
     values.begin(FOREVER)
-    outputs, mutations = _read_outputs(signature, values, state, user_names)
+    outputs, mutations = _read_outputs(signature, values, state, user_names, graph)
     for vid in state.vids:
         values.last[vid] = FOREVER
     assignment = assign_slots(drafts, values.last, state.vids, input_vids)
@@ -291,16 +291,14 @@ def _read_inputs(
     """Define the graph inputs; return the flat user inputs' values and user input positions."""
     specs = field(signature, "input_specs", list, "signature")
     graph_inputs = graph.get("inputs")
-    if isinstance(graph_inputs, list) and len(graph_inputs) != len(specs):
-        raise ProgramError(
-            f"the graph has {len(graph_inputs)} inputs but the signature describes {len(specs)}"
-        )
     user: list[int | None] = []
     user_names: dict[str, int] = {}
+    spec_names: list[str | None] = []
     for i, spec in enumerate(specs):
         where = f"input {i}"
         kind, body = union(spec, f"{where}")
         w = f"{where} ({kind})"
+        name: str | None = None
         if kind == "user_input":
             tag, payload = union(field(body, "arg", dict, w), w)
             if tag in _USER_VALUE_TAGS:
@@ -311,9 +309,9 @@ def _read_inputs(
                 static_scalar(tag, payload, w)
                 user.append(None)
         elif kind == "constant_input":
-            name = field(body, "name", str, w)
+            const_name = field(body, "name", str, w)
             ctag, cvalue = union(field(body, "value", dict, w), w)
-            values.consts[name] = Static(static_scalar(ctag, cvalue, w))
+            values.consts[const_name] = Static(static_scalar(ctag, cvalue, w))
             user.append(None)
         elif kind in ("parameter", "buffer", "tensor_constant"):
             name = field(field(body, "arg", dict, w), "name", str, w)
@@ -331,7 +329,36 @@ def _read_inputs(
             )
         else:
             raise ProgramError(f"{w}: programs with {kind} inputs are not supported")
+        spec_names.append(name)
+    _check_graph_values(graph_inputs, spec_names, "input")
     return user, user_names
+
+
+def _graph_value_name(arg: object, where: str) -> str | None:
+    """The value a graph input or output names; ``None`` for a constant."""
+    tag, payload = union(arg, where)
+    if tag in _USER_VALUE_TAGS:
+        return _value_name(tag, payload, where)
+    return None
+
+
+def _check_graph_values(listed: object, spec_names: list[str | None], what: str) -> None:
+    """The graph's inputs (outputs) must be the values the signature describes, in order: a
+    program whose two lists disagree is ambiguous, and torch refuses to load it."""
+    if listed is None:
+        return
+    if not isinstance(listed, list):
+        raise ProgramError(f"graph: field '{what}s' must be a list, got {short(listed)}")
+    if len(listed) != len(spec_names):
+        raise ProgramError(
+            f"the graph has {len(listed)} {what}s but the signature describes {len(spec_names)}"
+        )
+    for i, (arg, expected) in enumerate(zip(listed, spec_names, strict=True)):
+        got = _graph_value_name(arg, f"graph {what} {i}")
+        if got != expected:
+            raise ProgramError(
+                f"graph {what} {i} is {got!r}, but the signature's {what} {i} is {expected!r}"
+            )
 
 
 def _value_name(tag: str, payload: Any, where: str) -> str:
@@ -359,17 +386,20 @@ def _read_outputs(
     values: _Values,
     state: _State,
     user_names: Mapping[str, int],
+    graph: Mapping[str, Any],
 ) -> tuple[list[Slot | Static], list[Mutation]]:
     """Read the output specs: user outputs (slots or constants) and mutations."""
     specs = field(signature, "output_specs", list, "signature")
     outputs: list[Slot | Static] = []
     mutations: list[Mutation] = []
     buffers = {e.name for e in state.entries if e.kind == "buffer"}
+    spec_names: list[str | None] = []
     for i, spec in enumerate(specs):
         where = f"output {i}"
         kind, body = union(spec, f"{where}")
         w = f"{where} ({kind})"
         arg = field(body, "arg", dict, w)
+        name: str | None = None
         if kind == "user_output":
             tag, payload = union(arg, w)
             if tag in _USER_VALUE_TAGS:
@@ -378,21 +408,26 @@ def _read_outputs(
             else:
                 outputs.append(Static(static_scalar(tag, payload, w)))
         elif kind == "loss_output":
-            outputs.append(values.ref(field(arg, "name", str, w), "tensor", where))
+            name = field(arg, "name", str, w)
+            outputs.append(values.ref(name, "tensor", where))
         elif kind == "buffer_mutation":
-            ref = values.ref(field(arg, "name", str, w), "tensor", where)
+            name = field(arg, "name", str, w)
+            ref = values.ref(name, "tensor", where)
             target = field(body, "buffer_name", str, w)
             if target not in buffers:
                 raise ProgramError(f"{w}: mutates {target!r}, which is not a buffer of the program")
             mutations.append(Mutation(_vid(ref, w), "buffer", target))
         elif kind == "user_input_mutation":
-            ref = values.ref(field(arg, "name", str, w), "tensor", where)
+            name = field(arg, "name", str, w)
+            ref = values.ref(name, "tensor", where)
             target_name = field(body, "user_input_name", str, w)
             if target_name not in user_names:
                 raise ProgramError(f"{w}: mutates {target_name!r}, which is not a user input")
             mutations.append(Mutation(_vid(ref, w), "user_input", user_names[target_name]))
         else:
             raise ProgramError(f"{w}: programs with {kind} outputs are not supported")
+        spec_names.append(name)
+    _check_graph_values(graph.get("outputs"), spec_names, "output")
     return outputs, mutations
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from torchexec import ProgramError
 from torchexec.archive import Pt2Archive
 from torchexec_proxy._convert import device_value
 from torchexec_proxy._enums import DTYPES
-from torchexec_proxy._json import field, opt_field, short, union
+from torchexec_proxy._json import field, opt_field, parse_document, short, union
 
 __all__ = ["ArchiveContents", "read_archive"]
 
@@ -55,7 +56,7 @@ def read_archive(
     """
     with Pt2Archive(path) as archive:
         if archive.has("byteorder"):
-            order = archive.read("byteorder").decode("ascii", "replace").strip()
+            order = _read(archive, path, "byteorder").decode("ascii", "replace").strip()
             if order not in ("little", "big"):
                 raise ProgramError(f"{path}: unknown byte order {order!r}")
             if order != sys.byteorder:
@@ -69,7 +70,7 @@ def read_archive(
                 f"{path}: the archive has no program {model!r} under models/ "
                 f"(found: {', '.join(names) or 'none'})"
             )
-        model_json = archive.model_json(model)
+        model_json = _read(archive, path, f"models/{model}.json")
         reader = _PayloadReader(archive, path, allow_pickle)
         weights = reader.read_group(_WEIGHTS, model, frozenset())
         constants = reader.read_group(_CONSTANTS, model, skip)
@@ -82,6 +83,9 @@ class _PayloadReader:
         self.path = path
         self.allow_pickle = allow_pickle
 
+    def _read(self, name: str) -> bytes:
+        return _read(self.archive, self.path, name)
+
     def read_group(
         self, layout: tuple[str, str], model: str, skip: frozenset[str]
     ) -> dict[str, Any]:
@@ -92,7 +96,8 @@ class _PayloadReader:
             if self.archive.has(legacy):
                 return self._legacy(legacy)
             return {}
-        config = field(self.archive.read_json(config_name), "config", dict, config_name)
+        config_doc = parse_document(self._read(config_name), f"{self.path}: {config_name}")
+        config = field(config_doc, "config", dict, config_name)
         storages: dict[str, torch.Tensor] = {}
         out: dict[str, Any] = {}
         for name, meta in config.items():
@@ -111,7 +116,7 @@ class _PayloadReader:
         return out
 
     def _pickled(self, entry: str, path_name: str, name: str) -> Any:
-        data = self.archive.read(entry)
+        data = self._read(entry)
         if path_name.startswith("custom_obj"):
             # TorchScript's object pickle: rebuilds only registered TorchBind classes.
             try:
@@ -149,7 +154,7 @@ class _PayloadReader:
                 "torch.export.save"
             )
         try:
-            loaded = torch.load(io.BytesIO(self.archive.read(entry)), weights_only=False)
+            loaded = torch.load(io.BytesIO(self._read(entry)), weights_only=False)
         except Exception as exc:
             raise ProgramError(f"{self.path}: cannot unpickle {entry}: {exc}") from exc
         if not isinstance(loaded, dict):
@@ -206,7 +211,7 @@ class _PayloadReader:
     def _storage(
         self, entry: str, dtype: torch.dtype, sizes: list[int], where: str
     ) -> torch.Tensor:
-        data = self.archive.read(entry)
+        data = self._read(entry)
         itemsize = torch.empty((), dtype=dtype).element_size()
         if len(data) % itemsize:
             raise ProgramError(
@@ -216,6 +221,17 @@ class _PayloadReader:
         if not data:
             return torch.empty(0, dtype=dtype)
         return torch.frombuffer(bytearray(data), dtype=dtype)
+
+
+def _read(archive: Pt2Archive, path: Path, name: str) -> bytes:
+    """``archive.read(name)``; the ways a damaged member fails in ``zipfile`` that
+    ``Pt2Archive`` does not report (an unknown compression method or flag:
+    ``NotImplementedError``; an encrypted member: ``RuntimeError``; a corrupt deflate stream:
+    ``zlib.error``) become ``ProgramError`` too."""
+    try:
+        return archive.read(name)
+    except (NotImplementedError, RuntimeError, zlib.error) as exc:
+        raise ProgramError(f"{path}: entry {name!r} cannot be read: {exc}") from exc
 
 
 def _retype(flat: torch.Tensor, dtype: torch.dtype, path: Path, where: str) -> torch.Tensor:
