@@ -412,7 +412,7 @@ _DEEP = 100_000
 
 def mutate_text(data: bytes, ch: Chooser) -> tuple[bytes, str]:
     """Damage the bytes of a document (the result is rarely valid JSON)."""
-    how = ch.integer(0, 11)
+    how = ch.integer(0, 11) if data else 8
     n = len(data)
     if how == 0:
         at = ch.integer(0, max(n - 1, 0))

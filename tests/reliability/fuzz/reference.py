@@ -88,6 +88,8 @@ def compare(expected: Sequence[Any], actual: Sequence[Any]) -> str | None:
                 if a.layout != e.layout:
                     return f"value {i}: layout {a.layout}, expected {e.layout}"
                 continue
+            if e.device.type == "meta":  # no values to compare
+                continue
             if not torch.equal(_bits(a), _bits(e)):
                 return f"value {i}: values differ"
         elif isinstance(e, (list, tuple)) and isinstance(a, (list, tuple)):
@@ -126,13 +128,25 @@ def _deserialize(doc: bytes, weights: Mapping[str, torch.Tensor], constants: Map
                  inputs: Sequence[Any]) -> Any:  # fmt: skip
     from torch._export.serde.serialize import SerializedArtifact, deserialize
 
-    # torch's deserializer reads UTF-8 only; the document itself may be spelled otherwise
-    # (UTF-16, a byte-order mark), which JSON allows: hand it the same document in UTF-8.
-    canonical = json.dumps(json.loads(doc)).encode()
+    canonical = plain_document(doc)
     artifact = SerializedArtifact(
         canonical, _save(dict(weights)), _save(dict(constants)), _save((tuple(inputs), {}))
     )
     return deserialize(artifact)
+
+
+def plain_document(data: bytes) -> bytes:
+    """The document as torch's deserializer should read it.
+
+    torch reads UTF-8 only, and JSON may be spelled otherwise (UTF-16, a byte-order mark): the
+    same document is re-encoded. torch binds an operator's arguments marked ``POSITIONAL`` by
+    their order in the node, while the format names every argument and the proxy binds by
+    name; a node missing a middle argument then shifts the rest onto the wrong parameters (the
+    known silent misreading). Marking them ``KEYWORD`` makes torch bind by name too.
+    """
+    from .skeleton import keyword_bound
+
+    return json.dumps(keyword_bound(json.loads(data))).encode()
 
 
 def ep_json_reference(
@@ -179,31 +193,38 @@ def _deserialize_and_run(doc: bytes, weights: Mapping[str, torch.Tensor],
 
 def pt2_reference(path: Path, inputs: Sequence[Any], base: Any = None,
                   base_archive: bytes | None = None) -> RefResult:  # fmt: skip
-    """``torch.export.load(path).module()(*inputs)``.
+    """``torch.export.load`` then ``.module()(*inputs)``, on the archive's content.
 
     torch reads archives with its own zip reader and JSON in UTF-8 only; the proxy with
     Python's ``zipfile`` and ``json``, which accept more spellings of the same content (bytes
-    before the archive, UTF-16 JSON). When torch refuses the file, it is given the same
-    members as Python reads them, rewritten plainly, the program JSON repaired where the proxy
-    does not read it (see :func:`ep_json_reference`), and members Python cannot read (which the
-    proxy then did not need: sample inputs) taken from ``base_archive``: the reference then
-    judges the content.
+    before the archive, UTF-16 JSON). So torch is given the members as Python reads them in a
+    plain zip, the program JSON as :func:`plain_document` writes it, and members Python cannot
+    read (which the proxy then did not need: sample inputs) taken from ``base_archive``. When
+    torch refuses that, the program JSON is also repaired where the proxy does not read it
+    (see :func:`ep_json_reference`).
     """
     _quiet_serde()
-    first = _load_and_run(path, inputs)
-    if first.status == "ok":
+    first = _load_rewritten(path, inputs, None, base_archive)
+    if first is None:
+        return RefResult("rejected", message="Python's zipfile cannot read the archive")
+    if first.status == "ok" or base is None:
         return first
+    second = _load_rewritten(path, inputs, base, base_archive)
+    if second is None or second.status == "rejected":
+        return first
+    second.message = f"repaired: {second.message}" if second.message else ""
+    return second
+
+
+def _load_rewritten(path: Path, inputs: Sequence[Any], base: Any,
+                    base_archive: bytes | None) -> RefResult | None:  # fmt: skip
     plain = _rewritten(path, base, base_archive)
     if plain is None:
-        return first
+        return None
     try:
-        second = _load_and_run(plain, inputs)
+        return _load_and_run(plain, inputs)
     finally:
         plain.unlink(missing_ok=True)
-    if second.status == "rejected":
-        return first
-    second.message = f"rewritten: {second.message}" if second.message else ""
-    return second
 
 
 def _load_and_run(path: Path, inputs: Sequence[Any]) -> RefResult:
@@ -248,9 +269,14 @@ def _rewritten(path: Path, base: Any, base_archive: bytes | None) -> Path | None
                 try:
                     doc = json.loads(data)
                     fixed = None
-                    if base is not None and name.endswith("models/model.json"):
+                    if base is not None and name == "models/model.json":
                         fixed = repaired(doc, base, keep_call_graph=True)
-                    data = fixed if fixed is not None else json.dumps(doc).encode()
+                    if fixed is not None:
+                        data = fixed
+                    elif name == "models/model.json":
+                        data = plain_document(data)
+                    else:
+                        data = json.dumps(doc).encode()
                 except (ValueError, RecursionError):
                     pass
             z.writestr(f"archive/{name}", data)

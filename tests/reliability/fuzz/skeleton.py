@@ -17,7 +17,7 @@ import copy
 import json
 from typing import Any
 
-__all__ = ["repaired", "same_program", "skeleton"]
+__all__ = ["keyword_bound", "repaired", "same_program", "skeleton"]
 
 _KEYWORD = 2  # torch/_export/serde/schema.py: ArgumentKind.KEYWORD
 
@@ -114,7 +114,7 @@ def repaired(mutant: Any, base: Any, *, keep_call_graph: bool) -> bytes | None:
                 graph[key] = copy.deepcopy(value)
         _repair_nodes(graph, base_graph)
         _repair_signature(gm["signature"], base_gm["signature"])
-        return json.dumps(doc).encode()
+        return json.dumps(keyword_bound(doc)).encode()
     except (KeyError, TypeError, IndexError, AttributeError, ValueError):
         return None
 
@@ -124,9 +124,6 @@ def _repair_nodes(graph: Any, base_graph: Any) -> None:
     metas = graph.setdefault("tensor_values", {})
     filler = next(iter(metas.values()), None)
     for node in graph["nodes"]:
-        if str(node.get("target")).startswith("torch.ops.") and "higher_order" not in node["target"]:
-            for named in node["inputs"]:
-                named["kind"] = _KEYWORD  # bound by name, as the proxy binds them
         twin = base_nodes.get(node.get("name"), {})
         node["metadata"] = copy.deepcopy(twin.get("metadata", {}))
         node["is_hop_single_tensor_return"] = twin.get("is_hop_single_tensor_return")
@@ -135,6 +132,28 @@ def _repair_nodes(graph: Any, base_graph: Any) -> None:
             name = payload.get("name") if isinstance(payload, dict) else None
             if isinstance(name, str) and name not in metas and filler is not None:
                 metas[name] = copy.deepcopy(filler)  # any metadata: .module() runs real ops
+
+
+def keyword_bound(doc: Any) -> Any:
+    """Mark every operator argument of ``doc`` (in place) as ``KEYWORD``, so that torch's
+    deserializer binds it by its name; returns ``doc``. Malformed parts are left alone."""
+    try:
+        nodes = doc["graph_module"]["graph"]["nodes"]
+    except (KeyError, TypeError, IndexError):
+        return doc
+    if not isinstance(nodes, list):
+        return doc
+    for node in nodes:
+        target = node.get("target") if isinstance(node, dict) else None
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        if not (isinstance(target, str) and target.startswith("torch.ops.")):
+            continue
+        if target.startswith("torch.ops.higher_order.") or not isinstance(inputs, list):
+            continue
+        for named in inputs:
+            if isinstance(named, dict) and "kind" in named:
+                named["kind"] = _KEYWORD
+    return doc
 
 
 def _repair_signature(signature: Any, base: Any) -> None:

@@ -169,7 +169,10 @@ class _State:
         meta = self.tensor_meta.get(arg)
         if not isinstance(meta, dict):
             return
-        dtype = DTYPES.get(meta.get("dtype", -1))
+        code = meta.get("dtype", -1)
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise ProgramError(f"{what}: its tensor metadata has the dtype {short(code)}")
+        dtype = DTYPES.get(code)
         if dtype is not None and value.dtype != dtype:
             raise ProgramError(
                 f"{what}: the graph expects dtype {dtype_name(dtype)}, the value has "

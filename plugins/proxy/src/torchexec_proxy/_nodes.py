@@ -55,6 +55,12 @@ class Draft:
 
 
 _SYM_OUT = {"as_sym_int": "sym_int", "as_sym_float": "sym_float", "as_sym_bool": "sym_bool"}
+_SYM_CONST_OUT = {"as_sym_int": "as_int", "as_sym_float": "as_float", "as_sym_bool": "as_bool"}
+_SYM_RETURNS = {
+    "as_sym_int": frozenset({"IntType", "SymIntType", "NumberType", "AnyType"}),
+    "as_sym_float": frozenset({"FloatType", "SymFloatType", "NumberType", "AnyType"}),
+    "as_sym_bool": frozenset({"BoolType", "SymBoolType", "AnyType"}),
+}
 _CONST_OUT = frozenset({"as_int", "as_float", "as_bool", "as_none"})
 
 
@@ -72,16 +78,26 @@ def _define_output(out: object, ret: ReturnInfo | None, define: Define, where: s
             name = json_field(payload, "name", str, where)
         return define(name, "tensor", where)
     if tag == "as_optional_tensor":
+        if ret is not None and ret.kind not in ("TensorType", "AnyType"):
+            raise ProgramError(f"{where}: the schema returns {ret.kind}, the node a tensor")
         inner, value = union(payload, where)
         if inner == "as_none":
             return None
+        if inner != "as_tensor":
+            raise ProgramError(f"{where}: as_optional_tensor holds {inner}")
         return define(json_field(value, "name", str, where), "tensor", where)
     if tag in _SYM_OUT:
+        if ret is not None and ret.kind not in _SYM_RETURNS[tag]:
+            raise ProgramError(f"{where}: the schema returns {ret.kind}, the node {tag}")
         inner, value = union(payload, where)
         if inner == "as_name":
             if not isinstance(value, str):
                 raise ProgramError(f"{where}: as_name must be a string, got {short(value)}")
             return define(value, _SYM_OUT[tag], where)
+        if inner != _SYM_CONST_OUT[tag]:
+            raise ProgramError(
+                f"{where}: {tag} holds {inner}, expected as_name or {_SYM_CONST_OUT[tag]}"
+            )
         return None  # a constant the program already knows
     if tag in _CONST_OUT:
         return None

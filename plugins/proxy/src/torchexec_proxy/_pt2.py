@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import io
 import sys
+import zipfile
 import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,7 @@ def read_archive(
         allow_pickle: read payloads stored with Python pickle.
         skip: constant names not to load (custom objects the caller supplies).
     """
+    _check_unique_members(path)
     with Pt2Archive(path) as archive:
         if archive.has("byteorder"):
             order = _read(archive, path, "byteorder").decode("ascii", "replace").strip()
@@ -204,6 +207,10 @@ class _PayloadReader:
         if device.type != "cpu":
             tensor = tensor.to(device)
         requires_grad = meta.get("requires_grad") is True
+        if requires_grad and not (dtype.is_floating_point or dtype.is_complex):
+            raise ProgramError(
+                f"{self.path}: {where}: a tensor of dtype {dtype} cannot require gradients"
+            )
         if is_param:
             return torch.nn.Parameter(tensor, requires_grad=requires_grad)
         return tensor
@@ -221,6 +228,19 @@ class _PayloadReader:
         if not data:
             return torch.empty(0, dtype=dtype)
         return torch.frombuffer(bytearray(data), dtype=dtype)
+
+
+def _check_unique_members(path: Path) -> None:
+    """Refuse an archive holding two members of one name: readers disagree on which one counts
+    (Python's ``zipfile`` reads the last, torch's reader the first)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return  # Pt2Archive reports why it cannot be read
+    twice = sorted(n for n, count in Counter(names).items() if count > 1)
+    if twice:
+        raise ProgramError(f"{path}: the archive holds several members named {twice[0]!r}")
 
 
 def _read(archive: Pt2Archive, path: Path, name: str) -> bytes:

@@ -56,7 +56,7 @@ def _device(meta: Mapping[str, Any]) -> torch.device | None:
             if isinstance(index, int)
             else torch.device(dev["type"])
         )
-    except RuntimeError:
+    except (RuntimeError, ValueError, TypeError):  # unknown type, bad or huge index
         return None
 
 
@@ -86,7 +86,12 @@ def input_specs_from_document(doc: Mapping[str, Any]) -> list[InputSpec]:
         tag, payload = _only(body.get("arg") if isinstance(body, Mapping) else None,
                              f"user input {i}")  # fmt: skip
         if tag == "as_tensor" and isinstance(payload, Mapping):
-            meta = tensor_values.get(payload.get("name"), {})
+            name = payload.get("name")
+            meta = (
+                tensor_values.get(name, {})
+                if isinstance(tensor_values, Mapping) and isinstance(name, str)
+                else {}
+            )
             if not isinstance(meta, Mapping):
                 meta = {}
             specs.append(InputSpec("tensor", _dtype(meta.get("dtype")), _device(meta)))
