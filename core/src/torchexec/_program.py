@@ -169,9 +169,9 @@ class Program:
             if cached is not None:
                 return cached
         ep = self.exported_program()
-        from torch._export.serde.serialize import serialize
-
         import inspect
+
+        from torch._export.serde.serialize import serialize
 
         # torch >= 2.12 can skip pickling the tensors, which the JSON does not need.
         skip = {
