@@ -229,9 +229,9 @@ class ExternKernelProxy:
             json_field(payload, "name", str, where)
             dynamic(_TENSOR)
             return None
-        if (kind in ("IntType", "SymIntType", "NumberType") and tag in ("as_int", "as_sym_int")) or (
-            kind == "AnyType" and tag == "as_int"
-        ):
+        if (
+            kind in ("IntType", "SymIntType", "NumberType") and tag in ("as_int", "as_sym_int")
+        ) or (kind == "AnyType" and tag == "as_int"):
             _int_payload(tag, payload, where)
             dynamic(_INT)
             return None
