@@ -8,6 +8,7 @@ Neither is a Python module: both only register operators and classes with ``TORC
 and are loaded with ``torch.ops.load_library``.
 """
 
+import sys
 from pathlib import Path
 
 import torch
@@ -18,6 +19,12 @@ HERE = Path(__file__).parent
 CSRC = Path("csrc")
 # -Wno-array-bounds: GCC misreads the inline storage of c10::ivalue::TupleElements.
 FLAGS = {"cxx": ["-O3", "-g0", "-Wall", "-Wno-unused-function", "-Wno-array-bounds"]}
+# Link the C++ runtime that torch itself uses, never a static copy. Where a toolchain has only
+# libstdc++.a for the linker (no libstdc++.so symlink, as on some CUDA images), g++'s implicit
+# -lstdc++ silently embeds a private libstdc++ whose iostream locale is never initialised: the
+# first message that formats a number (every TORCH_CHECK with a size in it) then crashes the
+# process with SIGSEGV instead of raising. Naming the runtime's soname forces the shared one.
+LINK = ["-l:libstdc++.so.6"] if sys.platform.startswith("linux") else []
 
 engine_sources = sorted(str(p) for p in (CSRC / "engine").glob("*.cpp"))
 
@@ -29,11 +36,13 @@ setup(
             include_dirs=[str((HERE / CSRC / "engine").resolve())],
             define_macros=[("TORCHEXEC_TORCH_VERSION", f'"{torch.__version__}"')],
             extra_compile_args=FLAGS,
+            extra_link_args=LINK,
         ),
         CppExtension(
             "torchexec_torchbind._lib_testing",
             [str(CSRC / "testing.cpp")],
             extra_compile_args=FLAGS,
+            extra_link_args=LINK,
         ),
     ],
     cmdclass={"build_ext": BuildExtension},

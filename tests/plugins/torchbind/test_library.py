@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,3 +31,19 @@ def test_only_a_library_for_this_interpreter_is_used(
 def test_engine_library_records_the_torch_it_was_built_against() -> None:
     _library.load_library()
     assert torch.ops.torchexec.built_with_torch() == torch.__version__
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF shared libraries")
+@pytest.mark.skipif(shutil.which("readelf") is None, reason="needs binutils' readelf")
+@pytest.mark.parametrize("name", [_library.ENGINE_LIBRARY, _library.TESTING_LIBRARY])
+def test_libraries_use_the_shared_cxx_runtime(name: str) -> None:
+    """A statically embedded libstdc++ (what g++ links where only libstdc++.a is on its path)
+    has an uninitialised iostream locale: every error message that formats a number then
+    crashes the process with SIGSEGV. This happened on the GPU machine; setup.py forbids it."""
+    dynamic = subprocess.run(
+        ["readelf", "--dynamic", str(_library.library_path(name))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "[libstdc++.so.6]" in dynamic
