@@ -19,11 +19,11 @@ HERE = Path(__file__).parent
 CSRC = Path("csrc")
 # -Wno-array-bounds: GCC misreads the inline storage of c10::ivalue::TupleElements.
 FLAGS = {"cxx": ["-O3", "-g0", "-Wall", "-Wno-unused-function", "-Wno-array-bounds"]}
-# Link the C++ runtime that torch itself uses, never a static copy. Where a toolchain has only
-# libstdc++.a for the linker (no libstdc++.so symlink, as on some CUDA images), g++'s implicit
-# -lstdc++ silently embeds a private libstdc++ whose iostream locale is never initialised: the
-# first message that formats a number (every TORCH_CHECK with a size in it) then crashes the
-# process with SIGSEGV instead of raising. Naming the runtime's soname forces the shared one.
+# Link the C++ runtime that torch itself uses, by its soname, never a static copy. On the GPU
+# machine (Ubuntu's g++ 13 against a torch 2.11 wheel) g++'s implicit -lstdc++ embedded a private
+# libstdc++ in the libraries (no libstdc++.so.6 among their NEEDED entries) whose stream locale is
+# never initialised: the first error message that formatted a number (most TORCH_CHECKs) crashed
+# the process with SIGSEGV instead of raising.
 LINK = ["-l:libstdc++.so.6"] if sys.platform.startswith("linux") else []
 
 engine_sources = sorted(str(p) for p in (CSRC / "engine").glob("*.cpp"))
