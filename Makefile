@@ -6,7 +6,7 @@ STAMP := $(VENV)/.torchexec-setup
 PKGS := core plugins/aten $(wildcard plugins/proxy) $(wildcard plugins/torchbind)
 PKG_FILES := $(foreach p,$(PKGS),$(p)/pyproject.toml) requirements-dev.txt $(wildcard plugins/torchbind/csrc/*) $(wildcard plugins/torchbind/csrc/*/*) $(wildcard plugins/torchbind/setup.py)
 
-.PHONY: setup demo test lint typecheck docs bench clean
+.PHONY: setup demo test lint docs bench fuzz clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,12 @@ test: lint docs
 
 bench: setup
 	$(PY) benchmarks/run.py
+
+# The long fuzzing run (CI runs 2,000 mutants per loader inside `make test`). Override FUZZ_ARGS,
+# e.g. `make fuzz FUZZ_ARGS="--programs 200000 --atheris 600"` (atheris: `pip install atheris`).
+FUZZ_ARGS ?= --programs 25000 --hypothesis 1000
+fuzz: setup
+	$(PY) benchmarks/fuzz_long.py $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) docs/_build

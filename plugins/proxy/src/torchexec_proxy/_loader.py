@@ -296,18 +296,19 @@ def _read_inputs(
     graph_inputs = graph.get("inputs")
     user: list[int | None] = []
     user_names: dict[str, int] = {}
-    spec_names: list[str | None] = []
+    spec_names: list[Named] = []
     for i, spec in enumerate(specs):
         where = f"input {i}"
         kind, body = union(spec, f"{where}")
         w = f"{where} ({kind})"
-        name: str | None = None
+        named: Named = None
         if kind == "user_input":
             tag, payload = union(field(body, "arg", dict, w), w)
             if tag in _USER_VALUE_TAGS:
                 name = _value_name(tag, payload, w)
                 user_names[name] = len(user)
                 user.append(values.define(name, _USER_VALUE_TAGS[tag], where))
+                named = _USER_VALUE_TAGS[tag], name
             else:  # a constant the graph was specialised for
                 static_scalar(tag, payload, w)
                 user.append(None)
@@ -323,6 +324,7 @@ def _read_inputs(
             vid = values.define(name, "tensor", where)
             state_kind = "constant" if kind == "tensor_constant" else kind
             state.add(vid, state_kind, field(body, fqn_key, str, w), name)
+            named = "tensor", name
         elif kind == "custom_obj":
             arg = field(body, "arg", dict, w)
             name = field(arg, "name", str, w)
@@ -330,22 +332,31 @@ def _read_inputs(
             values.objects[vid] = state.add(
                 vid, "custom_obj", field(body, "custom_obj_name", str, w), name
             )
+            named = "custom_obj", name
         else:
             raise ProgramError(f"{w}: programs with {kind} inputs are not supported")
-        spec_names.append(name)
+        spec_names.append(named)
     _check_graph_values(graph_inputs, spec_names, "input")
     return user, user_names
 
 
-def _graph_value_name(arg: object, where: str) -> str | None:
-    """The value a graph input or output names; ``None`` for a constant."""
+Named = tuple[str, str] | None
+"""A value as the signature or the graph lists it: (kind, name); ``None`` for a constant."""
+
+
+def _graph_value(arg: object, where: str) -> Named:
+    """The value a graph input or output names."""
     tag, payload = union(arg, where)
     if tag in _USER_VALUE_TAGS:
-        return _value_name(tag, payload, where)
+        return _USER_VALUE_TAGS[tag], _value_name(tag, payload, where)
     return None
 
 
-def _check_graph_values(listed: object, spec_names: list[str | None], what: str) -> None:
+def _words(value: Named) -> str:
+    return "a constant" if value is None else f"{_KIND_WORDS[value[0]]} {value[1]!r}"
+
+
+def _check_graph_values(listed: object, spec_names: list[Named], what: str) -> None:
     """The graph's inputs (outputs) must be the values the signature describes, in order: a
     program whose two lists disagree is ambiguous, and torch refuses to load it."""
     if listed is None:
@@ -357,10 +368,11 @@ def _check_graph_values(listed: object, spec_names: list[str | None], what: str)
             f"the graph has {len(listed)} {what}s but the signature describes {len(spec_names)}"
         )
     for i, (arg, expected) in enumerate(zip(listed, spec_names, strict=True)):
-        got = _graph_value_name(arg, f"graph {what} {i}")
+        got = _graph_value(arg, f"graph {what} {i}")
         if got != expected:
             raise ProgramError(
-                f"graph {what} {i} is {got!r}, but the signature's {what} {i} is {expected!r}"
+                f"graph {what} {i} is {_words(got)}, but the signature's {what} {i} is "
+                f"{_words(expected)}"
             )
 
 
@@ -396,18 +408,20 @@ def _read_outputs(
     outputs: list[Slot | Static] = []
     mutations: list[Mutation] = []
     buffers = {e.name for e in state.entries if e.kind == "buffer"}
-    spec_names: list[str | None] = []
+    spec_names: list[Named] = []
     for i, spec in enumerate(specs):
         where = f"output {i}"
         kind, body = union(spec, f"{where}")
         w = f"{where} ({kind})"
         arg = field(body, "arg", dict, w)
         name: str | None = None
+        value_kind = "tensor"
         if kind == "user_output":
             tag, payload = union(arg, w)
             if tag in _USER_VALUE_TAGS:
                 name = _value_name(tag, payload, w)
-                outputs.append(values.ref(name, _USER_VALUE_TAGS[tag], where))
+                value_kind = _USER_VALUE_TAGS[tag]
+                outputs.append(values.ref(name, value_kind, where))
             else:
                 outputs.append(Static(static_scalar(tag, payload, w)))
         elif kind == "loss_output":
@@ -429,7 +443,7 @@ def _read_outputs(
             mutations.append(Mutation(_vid(ref, w), "user_input", user_names[target_name]))
         else:
             raise ProgramError(f"{w}: programs with {kind} outputs are not supported")
-        spec_names.append(name)
+        spec_names.append(None if name is None else (value_kind, name))
     _check_graph_values(graph.get("outputs"), spec_names, "output")
     return outputs, mutations
 

@@ -341,7 +341,11 @@ def method_schema(obj: object, class_fqn: str, method: str, where: str) -> torch
         raise ProgramError(
             f"{where}: the program expects a {class_fqn} object, got a {actual} object"
         )
-    if method.startswith("__") or not obj._has_method(method):  # type: ignore[attr-defined]
+    # A name that is no identifier is no method (and torch cannot even look up one that is not
+    # valid UTF-8, such as a lone surrogate from a JSON escape).
+    if (
+        not method.isidentifier() or method.startswith("__") or not obj._has_method(method)  # type: ignore[attr-defined]
+    ):
         raise ProgramError(f"{where}: class {class_fqn} has no method {method!r}")
     schema: torch.FunctionSchema = obj._get_method(method).schema
     return schema

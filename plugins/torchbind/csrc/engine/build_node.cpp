@@ -178,12 +178,22 @@ void Builder::bind_arguments(Node& node, const c10::FunctionSchema& schema, size
   const auto& params = schema.arguments();
   const size_t n = params.size() - first;
   std::vector<const ArgRow*> bound(n, nullptr);
+  size_t given_by_position = 0;
+  for (const ArgRow& arg : args) {
+    given_by_position += arg_name(arg).empty() ? 1 : 0;
+  }
+  TORCH_CHECK(given_by_position <= n, where_, ": takes ", n, " arguments, got ",
+              given_by_position, " positional ones");
   size_t positional = 0;
   for (const ArgRow& arg : args) {
     const std::string& name = arg_name(arg);
     if (name.empty()) {
-      TORCH_CHECK(positional < n, where_, ": takes ", n, " arguments, got ", positional + 1,
-                  " or more positional ones");
+      // As in eager PyTorch: a keyword-only parameter is never bound by position.
+      TORCH_CHECK(!params[first + positional].kwarg_only(), where_, ": argument '",
+                  params[first + positional].name(),
+                  "' is keyword-only, but the plan passes it by position");
+      TORCH_CHECK(bound[positional] == nullptr, where_, ": argument '",
+                  params[first + positional].name(), "' is given twice");
       bound[positional++] = &arg;
       continue;
     }
