@@ -373,6 +373,26 @@ def test_engine_argument_by_keyword_then_by_position() -> None:
         engine_from_plan_state(_with_args(encoded, "aten::slice", dim_by_keyword))
 
 
+def test_engine_number_where_a_tensor_belongs() -> None:
+    """Were built and run (``aten::gt.Tensor(x, True)``, ``torchexec_testing::scale_add`` with an
+    int for its tensor): the engine wrapped any number into a tensor, where torch.ops, and so the
+    ``aten`` reference, does that only for prims and a few ATen arithmetic operators."""
+    from torchexec_torchbind import encode_static, engine_from_plan_state
+
+    encoded = _encoded(lambda x, y: torch.gt(x, y) & torch.gt(x * 1.5, y), X, X)
+
+    def number_for_other(args: list[Any]) -> None:
+        args[1] = [args[1][0], *encode_static(True)[1:]]
+
+    with pytest.raises(
+        ProgramError, match=r"argument 'other' expects Tensor but the plan gives a constant"
+    ):
+        engine_from_plan_state(_with_args(encoded, "aten::gt", number_for_other))
+    # mul is one of the operators that take numbers as tensors, as in torch.ops.aten.mul.Tensor
+    doubled = _with_args(encoded, "aten::mul", number_for_other)
+    assert torch.equal(engine_from_plan_state(doubled).run([X, X])[0], torch.gt(X, X) & (X > X))
+
+
 def test_plan_from_program_json_still_runs() -> None:
     """The fixes above leave valid programs alone."""
     runner = ProxyRunner(_load(_doc()))

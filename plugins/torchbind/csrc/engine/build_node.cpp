@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace torchexec {
@@ -225,12 +226,51 @@ void Builder::bind_arguments(Node& node, const c10::FunctionSchema& schema, size
   }
 }
 
+namespace {
+
+// Whether a number may stand where the operator's schema takes a tensor. torch.ops (and so the
+// `aten` reference and the proxy) converts a Python number to a wrapped-number tensor only for
+// prims operators and a short list of ATen arithmetic ones (the list of PyTorch's Python argument
+// parser, should_allow_numbers_as_tensors); any other operator, TorchBind method or custom
+// operator refuses the call.
+bool numbers_as_tensors(const Node& node) {
+  if (node.kind != NodeKind::kOp || !node.op.has_value()) {
+    return false;
+  }
+  const std::string& name = node.op->schema().name();
+  const auto sep = name.find("::");
+  if (sep == std::string::npos) {
+    return false;
+  }
+  const std::string ns = name.substr(0, sep);
+  if (ns == "prims") {
+    return true;
+  }
+  static const std::unordered_set<std::string> kAten = {
+      "add",          "add_",          "add_out",         "div",
+      "div_",         "div_out",       "divide",          "divide_",
+      "divide_out",   "mul",           "mul_",            "mul_out",
+      "multiply",     "multiply_",     "multiply_out",    "sub",
+      "sub_",         "sub_out",       "subtract",        "subtract_",
+      "subtract_out", "true_divide",   "true_divide_",    "true_divide_out",
+      "to",           "_to_copy",      "copy_",           "floor_divide",
+      "floor_divide_", "floor_divide_out", "_conj"};
+  return ns == "aten" && kAten.count(name.substr(sep + 2)) > 0;
+}
+
+}  // namespace
+
 void Builder::compile_argument(Node& node, const c10::Argument& param, const ArgRow& arg) {
   const std::string what = "argument '" + param.name() + "'";
   const std::string& tag = arg_tag(arg);
   const std::vector<int64_t>& ints = arg_ints(arg);
   const TypePtr& want = param.type();
+  const bool tensor_param = unwrap_optional(want)->kind() == TypeKind::TensorType;
   if (!is_slot_tag(tag)) {
+    const bool number = tag == "int" || tag == "float" || tag == "bool" || tag == "complex";
+    TORCH_CHECK(!(tensor_param && number) || numbers_as_tensors(node), where_, ": ", what,
+                " expects ", type_name(want), " but the plan gives a constant of type ",
+                tag, " (", node.target, " does not take numbers as tensors)");
     IValue value;
     try {
       value = decode_static(arg, want);
@@ -244,9 +284,11 @@ void Builder::compile_argument(Node& node, const c10::Argument& param, const Arg
     const int64_t slot = ints[0];
     const TypePtr have = read(slot, what);
     const auto hk = have->kind();
-    if (unwrap_optional(want)->kind() == TypeKind::TensorType &&
-        (hk == TypeKind::IntType || hk == TypeKind::FloatType || hk == TypeKind::BoolType ||
-         hk == TypeKind::NumberType)) {
+    if (tensor_param && (hk == TypeKind::IntType || hk == TypeKind::FloatType ||
+                         hk == TypeKind::BoolType || hk == TypeKind::NumberType)) {
+      TORCH_CHECK(numbers_as_tensors(node), where_, ": ", what, " expects ", type_name(want),
+                  " but slot ", slot, " holds ", type_name(have), " (", node.target,
+                  " does not take numbers as tensors)");
       // A SymInt/SymFloat where the schema takes a tensor (aten.mul.Tensor(x, n)): wrapped
       // into a number tensor at run time, as torch.ops does for Python numbers.
       node.steps.push_back({StepKind::kNumberToTensor, slot});
