@@ -13,8 +13,9 @@ names below is first used.
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 from torchexec import Capabilities, Executor, ExecutorSpec, hookimpl
 
@@ -38,29 +39,18 @@ __all__ = [
     "torchexec_register_executors",
 ]
 
-_LAZY = {
-    "DEFAULT_NAMESPACES": "torchexec_proxy._targets",
-    "ExternKernelProxy": "torchexec_proxy._extern",
-    "Plan": "torchexec_proxy.plan",
-    "ProxyExecutor": "torchexec_proxy._executor",
-    "ProxyRunner": "torchexec_proxy._runner",
-    "load_plan": "torchexec_proxy._api",
-    "load_plan_from_json": "torchexec_proxy._api",
-    "normalize_namespaces": "torchexec_proxy._targets",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'torchexec_proxy' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# The public names load their modules on first use (lazy_loader caches them on the module).
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "_targets": ["DEFAULT_NAMESPACES", "normalize_namespaces"],
+        "_extern": ["ExternKernelProxy"],
+        "plan": ["Plan"],
+        "_executor": ["ProxyExecutor"],
+        "_runner": ["ProxyRunner"],
+        "_api": ["load_plan", "load_plan_from_json"],
+    },
+)
 
 
 def _load() -> Executor:

@@ -13,8 +13,9 @@ used or one of the names below is first accessed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 from torchexec import Executor, ExecutorSpec, hookimpl
 from torchexec_torchbind._meta import CAPABILITIES, DESCRIPTION
@@ -48,32 +49,16 @@ __all__ = [
     "torchexec_register_executors",
 ]
 
-_LAZY = {
-    "ENGINE_FORMAT": "torchexec_torchbind._encode",
-    "ENGINE_VERSION": "torchexec_torchbind._encode",
-    "EngineRunner": "torchexec_torchbind._engine",
-    "InputSpec": "torchexec_torchbind._encode",
-    "TorchbindExecutor": "torchexec_torchbind._executor",
-    "build_engine": "torchexec_torchbind._engine",
-    "encode_plan": "torchexec_torchbind._encode",
-    "encode_static": "torchexec_torchbind._encode",
-    "engine_from_plan_state": "torchexec_torchbind._engine",
-    "library_path": "torchexec_torchbind._library",
-    "load_library": "torchexec_torchbind._library",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'torchexec_torchbind' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# The public names load their modules on first use (lazy_loader caches them on the module).
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "_encode": ["ENGINE_FORMAT", "ENGINE_VERSION", "InputSpec", "encode_plan", "encode_static"],
+        "_engine": ["EngineRunner", "build_engine", "engine_from_plan_state"],
+        "_executor": ["TorchbindExecutor"],
+        "_library": ["library_path", "load_library"],
+    },
+)
 
 
 def _load() -> Executor:
