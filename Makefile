@@ -35,7 +35,7 @@ bench: setup
 
 # The long fuzzing run (CI runs 2,000 mutants per loader inside `make test`). Override FUZZ_ARGS,
 # e.g. `make fuzz FUZZ_ARGS="--programs 200000 --atheris 600"` (atheris: `pip install atheris`).
-FUZZ_ARGS ?= --programs 25000 --hypothesis 1000
+FUZZ_ARGS ?= --programs 50000 --hypothesis 1000
 fuzz: setup
 	$(PY) benchmarks/fuzz_long.py $(FUZZ_ARGS)
 

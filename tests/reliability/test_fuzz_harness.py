@@ -155,3 +155,12 @@ def test_summary_table_counts_each_outcome(corpus: Corpus) -> None:
     table = summary_table([LoaderRun("ep_json", outcomes, 1.0)]).splitlines()
     assert table[0].startswith("| loader | programs | accepted, agreed | rejected (ProgramError)")
     assert table[2] == "| ep_json | 4 | 1 | 2 | 0 | 0 | 0 | 0 | 0 | 0 | 1 | 0 | 1 |"
+
+
+def test_documents_nested_too_deep_for_the_tree_mutators_are_damaged_as_text() -> None:
+    """pt2 case 45515 of the long run: an earlier mutation nested a config 500 deep, and writing
+    the tree back (with a repeated key) overflowed Python's stack inside the harness."""
+    deep = b'{"a": ' * 500 + b"1" + b"}" * 500
+    for seed in range(40):
+        mutant = mutate_document(deep, RandomChooser(seed))  # raised RecursionError
+        assert isinstance(mutant.data, bytes) and mutant.description

@@ -288,6 +288,30 @@ def test_extern_malformed_arguments_rejected_at_load() -> None:
         ExternKernelProxy(doc)
 
 
+def test_extern_tensor_list_output_that_is_no_list() -> None:
+    """Was ``TypeError: object of type 'int' has no len()`` (long run, extern cases 32565 and
+    38175: ``as_tensors`` of a split's output replaced by 2147483648, and by ``false``)."""
+    doc = json.loads(
+        extern_json(
+            [
+                _node(
+                    "buf0",
+                    "aten::split.Tensor",
+                    [_arg("self", _t("x")), _arg("split_size", A(as_int=2))],
+                    [A(as_tensors=[{"name": "a"}, {"name": "b"}])],
+                )
+            ]
+        )
+    )
+    x = torch.arange(4.0)
+    got = ExternKernelProxy(doc).call_function(0, [2], [x])
+    assert all(torch.equal(g, w) for g, w in zip(got, torch.split(x, 2), strict=True))
+    for bad in (2147483648, False):
+        doc["nodes"][0]["node"]["outputs"][0]["as_tensors"] = bad
+        with pytest.raises(ProgramError, match="as_tensors must be a list"):
+            ExternKernelProxy(doc)
+
+
 # --- torchbind executor and engine -----------------------------------------------------------
 
 
@@ -390,7 +414,7 @@ def test_engine_number_where_a_tensor_belongs() -> None:
         engine_from_plan_state(_with_args(encoded, "aten::gt", number_for_other))
     # mul is one of the operators that take numbers as tensors, as in torch.ops.aten.mul.Tensor
     doubled = _with_args(encoded, "aten::mul", number_for_other)
-    assert torch.equal(engine_from_plan_state(doubled).run([X, X])[0], torch.gt(X, X) & (X > X))
+    assert torch.equal(_engine(doubled).run([X, X])[0], torch.gt(X, X) & torch.gt(X * True, X))
 
 
 def test_plan_from_program_json_still_runs() -> None:

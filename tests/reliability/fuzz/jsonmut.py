@@ -661,9 +661,13 @@ def mutate_document(
     except (ValueError, RecursionError):  # already damaged: damage the text further
         data, note = mutate_text(base, ch)
         return Mutant(data, False, [note])
-    if ch.chance(88):
-        doc, notes, preserving = mutate_tree(doc, ch, regions)
-    data, spelling = serialize_document(doc, ch)
+    try:
+        if ch.chance(88):
+            doc, notes, preserving = mutate_tree(doc, ch, regions)
+        data, spelling = serialize_document(doc, ch)
+    except RecursionError:  # nested too deep (by an earlier mutation) for the tree mutators
+        data, note = mutate_text(base, ch)
+        return Mutant(data, False, [note])
     notes.append(f"written {spelling}")
     if ch.chance(12) or not notes[:-1]:
         data, note = mutate_text(data, ch)

@@ -292,6 +292,10 @@ class ExternKernelProxy:
             elif ret.kind == "NoneType" and tag == "as_none":
                 kernel.outputs.append((_OUT_NONE, 0))
             elif ret.kind == "ListType" and ret.elem == "TensorType" and tag == "as_tensors":
+                if not isinstance(payload, list):
+                    raise ProgramError(
+                        f"{w}: as_tensors must be a list, got {type(payload).__name__}"
+                    )
                 kernel.outputs.append((_OUT_TENSORS, len(payload)))
                 kernel.num_output_tensors += len(payload)
             elif ret.kind == "TensorType" and ret.optional and tag == "as_optional_tensor":
