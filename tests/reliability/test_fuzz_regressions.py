@@ -155,6 +155,31 @@ def test_state_metadata_with_a_non_integer_dtype() -> None:
         _load(doc)
 
 
+def test_tensor_metadata_that_is_no_object() -> None:
+    """Was ``AttributeError: 'str' object has no attribute 'get'`` (long run, torchbind case
+    94361: ``tensor_values`` replaced by a string)."""
+    doc = _doc()
+    doc["graph_module"]["graph"]["tensor_values"] = "aaaa"
+    with pytest.raises(ProgramError, match="tensor_values must be a JSON object, got str"):
+        _load(doc)
+
+
+def test_number_where_the_operator_takes_a_tensor() -> None:
+    """Was loaded and failed only when run (long run, ep_json case 51115: ``aten.linear`` given
+    ``as_int`` for its bias): torch.ops refuses a number for a tensor except for a few
+    arithmetic operators, which keep taking them."""
+    doc = _doc()
+    nodes = doc["graph_module"]["graph"]["nodes"]
+    add = next(n for n in nodes if n["target"] == "torch.ops.aten.add.Tensor")
+    add["inputs"][1]["arg"] = {"as_int": 3}  # aten.add takes numbers as tensors: still loads
+    runner = ProxyRunner(_load(doc))
+    assert torch.equal(runner(X.clone())[0], torch.add(X * Tiny().w, 3, alpha=2))
+    relu = next(n for n in nodes if n["target"] == "torch.ops.aten.relu.default")
+    relu["inputs"][0]["arg"] = {"as_float": 1.5}
+    with pytest.raises(ProgramError, match=r"argument 'self': wrong argument type.*got as_float"):
+        _load(doc)
+
+
 # --- .pt2 archives ------------------------------------------------------------------------
 
 

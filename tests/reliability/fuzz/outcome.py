@@ -111,7 +111,7 @@ def classify(run: RunResult, ref: RefResult) -> tuple[str, str]:
 
 
 def _compare_named(expected: dict[str, Any], actual: dict[str, Any], what: str) -> str | None:
-    for name in sorted(set(expected) & set(actual)):
+    for name in sorted(set(expected) & set(actual), key=repr):  # names may be str or bytes
         diff = compare([expected[name]], [actual[name]])
         if diff is not None:
             return f"{what} {name!r}: {diff}"

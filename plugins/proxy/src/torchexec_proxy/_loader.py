@@ -221,6 +221,10 @@ def _build(
     signature = field(gm, "signature", dict, "graph_module")
     nodes = field(graph, "nodes", list, "graph")
     tensor_meta = graph.get("tensor_values") or {}
+    if not isinstance(tensor_meta, dict):
+        raise ProgramError(
+            f"graph.tensor_values must be a JSON object, got {type(tensor_meta).__name__}"
+        )
     values = _Values(nodes)
     state = _State(weights, constants, custom_objs, tensor_meta)
 

@@ -76,14 +76,39 @@ _LIST_ACCEPTED: dict[str, frozenset[str]] = {
 }
 
 
+_ATEN_NUMBERS_AS_TENSORS = frozenset(
+    f"{base}{suffix}"
+    for base in ("add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide",
+                 "floor_divide")
+    for suffix in ("", "_", "_out")
+) | {"to", "_to_copy", "copy_", "_conj"}  # fmt: skip
+"""ATen operators that torch.ops calls with a Python number where the schema takes a tensor (the
+list of PyTorch's Python argument parser, ``should_allow_numbers_as_tensors``); the torchbind
+engine applies the same rule (``csrc/engine/build_node.cpp``)."""
+
+
+def takes_numbers_as_tensors(name: str) -> bool:
+    """Whether operator ``name`` (``"aten::mul"``) may be given a number for a tensor: every
+    ``prims`` operator and a few ATen arithmetic ones. Any other operator refuses the call."""
+    namespace, _, base = name.partition("::")
+    return namespace == "prims" or (namespace == "aten" and base in _ATEN_NUMBERS_AS_TENSORS)
+
+
 def accepted_tags(
-    kind: str, optional: bool, elem: str | None, elem_optional: bool
+    kind: str,
+    optional: bool,
+    elem: str | None,
+    elem_optional: bool,
+    numbers_as_tensors: bool = True,
 ) -> frozenset[str]:
-    """The serialized tags an argument of this type accepts."""
+    """The serialized tags an argument of this type accepts (``numbers_as_tensors``: whether a
+    number may stand for a tensor, see :func:`takes_numbers_as_tensors`)."""
     if kind == "ListType":
         base = _LIST_ACCEPTED.get(elem or "", frozenset())
         if elem == "TensorType" and elem_optional:
             base = base | {"as_optional_tensors"}
+    elif kind == "TensorType" and not numbers_as_tensors:
+        base = frozenset({"as_tensor"})
     else:
         base = ACCEPTED.get(kind, frozenset())
     if optional:
@@ -168,7 +193,7 @@ def _default(a: Any, kind: str) -> Any:
     return value
 
 
-def _arg_info(a: Any) -> ArgInfo:
+def _arg_info(a: Any, numbers_as_tensors: bool) -> ArgInfo:
     kind, optional, inner = _unwrap(a.real_type)
     elem, elem_optional = _elem(inner, kind)
     return ArgInfo(
@@ -181,7 +206,7 @@ def _arg_info(a: Any) -> ArgInfo:
         has_default=bool(a.has_default_value()),
         default=_default(a, kind),
         type_str=str(a.real_type),
-        accepted=accepted_tags(kind, optional, elem, elem_optional),
+        accepted=accepted_tags(kind, optional, elem, elem_optional, numbers_as_tensors),
     )
 
 
@@ -192,8 +217,10 @@ def _return_info(r: Any) -> ReturnInfo:
 
 
 def schema_info(schema: torch.FunctionSchema, skip_self: bool = False) -> OpInfo:
-    """Digest ``schema``; ``skip_self`` drops the first argument (TorchBind methods)."""
-    args = tuple(_arg_info(a) for a in schema.arguments)
+    """Digest ``schema``; ``skip_self`` drops the first argument (TorchBind methods, which never
+    take numbers as tensors)."""
+    numbers = not skip_self and takes_numbers_as_tensors(str(schema.name))
+    args = tuple(_arg_info(a, numbers) for a in schema.arguments)
     if skip_self:
         args = args[1:]
     returns = tuple(_return_info(r) for r in schema.returns)
