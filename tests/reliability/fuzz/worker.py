@@ -166,8 +166,7 @@ def _cases_from(text: str) -> Iterator[int]:
 
 def _hypothesis(runner: _Runner, examples: int, corpus: Any, tmp: Path) -> None:
     """Let hypothesis choose the mutations (see the module docstring)."""
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
+    from hypothesis import HealthCheck, given, settings, strategies as st
 
     from .cases import run_with
     from .chooser import HypothesisChooser

@@ -5,22 +5,22 @@ lines.
 """
 
 from ._main import main as main
-from ._values import InputSpec as InputSpec
-from ._values import make_input as make_input
-from .catalog import CATALOG as CATALOG
-from .catalog import OpSpec as OpSpec
-from .compare import Comparison as Comparison
-from .compare import Tolerances as Tolerances
-from .compare import compare_outputs as compare_outputs
+from ._values import InputSpec as InputSpec, make_input as make_input
+from .catalog import CATALOG as CATALOG, OpSpec as OpSpec
+from .compare import (
+    Comparison as Comparison,
+    Tolerances as Tolerances,
+    compare_outputs as compare_outputs,
+)
 from .report import Report as Report
-from .runner import Case as Case
-from .runner import Checker as Checker
-from .runner import Outcome as Outcome
+from .runner import Case as Case, Checker as Checker, Outcome as Outcome
 from .skips import SkipList as SkipList
-from .strategies import GeneratedProgram as GeneratedProgram
-from .strategies import GenerationConfig as GenerationConfig
-from .strategies import input_specs as input_specs
-from .strategies import programs as programs
-from .strategies import torchbind_programs as torchbind_programs
+from .strategies import (
+    GeneratedProgram as GeneratedProgram,
+    GenerationConfig as GenerationConfig,
+    input_specs as input_specs,
+    programs as programs,
+    torchbind_programs as torchbind_programs,
+)
 
 __all__: list[str]

@@ -13,9 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import torch
-from hypothesis import given, reject, settings
-from hypothesis import seed as hypothesis_seed
-from hypothesis import strategies as st
+from hypothesis import given, reject, seed as hypothesis_seed, settings, strategies as st
 from hypothesis.control import current_build_context
 
 import torchexec

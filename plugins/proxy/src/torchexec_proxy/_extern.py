@@ -24,8 +24,7 @@ import torch
 
 from torchexec import InputMismatchError, ProgramError
 from torchexec_proxy._convert import static_scalar
-from torchexec_proxy._json import field as json_field
-from torchexec_proxy._json import parse_document, short, union
+from torchexec_proxy._json import field as json_field, parse_document, short, union
 from torchexec_proxy._nodes import method_schema
 from torchexec_proxy._schema import ArgInfo, OpInfo, op_info, schema_info
 from torchexec_proxy._targets import normalize_namespaces, resolve_extern_target

@@ -14,8 +14,7 @@ import torch
 
 from torchexec import ProgramError
 from torchexec_proxy._convert import Refs, convert_argument, convert_untyped, static
-from torchexec_proxy._json import field as json_field
-from torchexec_proxy._json import short, union
+from torchexec_proxy._json import field as json_field, short, union
 from torchexec_proxy._schema import OpInfo, ReturnInfo, op_info, schema_info
 from torchexec_proxy._targets import CALL_TORCHBIND, Resolved
 from torchexec_proxy.plan import Arg, Static
