@@ -37,9 +37,9 @@ def test_engine_library_records_the_torch_it_was_built_against() -> None:
 @pytest.mark.skipif(shutil.which("readelf") is None, reason="needs binutils' readelf")
 @pytest.mark.parametrize("name", [_library.ENGINE_LIBRARY, _library.TESTING_LIBRARY])
 def test_libraries_use_the_shared_cxx_runtime(name: str) -> None:
-    """A statically embedded libstdc++ (what g++ links where only libstdc++.a is on its path)
-    has an uninitialised iostream locale: every error message that formats a number then
-    crashes the process with SIGSEGV. This happened on the GPU machine; setup.py forbids it."""
+    """On the GPU machine g++ embedded a private static libstdc++ in the libraries, whose
+    iostream locale is never initialised: every error message that formatted a number crashed
+    the process with SIGSEGV. setup.py links the shared one by its soname."""
     dynamic = subprocess.run(
         ["readelf", "--dynamic", str(_library.library_path(name))],
         capture_output=True,

@@ -246,15 +246,17 @@ bool numbers_as_tensors(const Node& node) {
   if (ns == "prims") {
     return true;
   }
-  static const std::unordered_set<std::string> kAten = {
-      "add",          "add_",          "add_out",         "div",
-      "div_",         "div_out",       "divide",          "divide_",
-      "divide_out",   "mul",           "mul_",            "mul_out",
-      "multiply",     "multiply_",     "multiply_out",    "sub",
-      "sub_",         "sub_out",       "subtract",        "subtract_",
-      "subtract_out", "true_divide",   "true_divide_",    "true_divide_out",
-      "to",           "_to_copy",      "copy_",           "floor_divide",
-      "floor_divide_", "floor_divide_out", "_conj"};
+  // The same list as torchexec_proxy._schema's: these bases with "", "_" and "_out", and four more.
+  static const std::unordered_set<std::string> kAten = [] {
+    std::unordered_set<std::string> names = {"to", "_to_copy", "copy_", "_conj"};
+    for (const char* base : {"add", "sub", "subtract", "mul", "multiply", "div", "divide",
+                             "true_divide", "floor_divide"}) {
+      for (const char* suffix : {"", "_", "_out"}) {
+        names.insert(std::string(base) + suffix);
+      }
+    }
+    return names;
+  }();
   return ns == "aten" && kAten.count(name.substr(sep + 2)) > 0;
 }
 
