@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.torchexec-setup
-PKGS := core plugins/aten $(wildcard plugins/proxy) $(wildcard plugins/torchbind)
+PKGS := core plugins/aten $(wildcard plugins/proxy) $(wildcard plugins/torchbind) $(wildcard plugins/onnxruntime) $(wildcard plugins/inductor)
 PKG_FILES := $(foreach p,$(PKGS),$(p)/pyproject.toml) requirements-dev.txt $(wildcard plugins/torchbind/csrc/*) $(wildcard plugins/torchbind/csrc/*/*) $(wildcard plugins/torchbind/setup.py)
 
 .PHONY: setup demo test lint docs bench fuzz clean

@@ -5,6 +5,7 @@ lines (and annotations).
 """
 
 from ._api import (
+    ExecutorChoice as ExecutorChoice,
     PreparedProgram as PreparedProgram,
     TensorSpec as TensorSpec,
     cache_info as cache_info,
@@ -23,6 +24,7 @@ from ._errors import (
     InvalidOptionsError as InvalidOptionsError,
     ProgramError as ProgramError,
     TorchexecError as TorchexecError,
+    UnsupportedOperatorError as UnsupportedOperatorError,
 )
 from ._executor import (
     Capabilities as Capabilities,
@@ -31,7 +33,9 @@ from ._executor import (
     Runner as Runner,
     validate_options as validate_options,
 )
+from ._placement import PartitionInfo as PartitionInfo, Placement as Placement
 from ._program import (
+    GraphOutput as GraphOutput,
     Program as Program,
     SerializedProgram as SerializedProgram,
     normalize as normalize,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import threading
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,12 +13,15 @@ import torch
 import torch.utils._pytree as pytree
 
 from torchexec._cache import CacheInfo, LRUCache, freeze
+from torchexec._choice import ExecutorChoice, choice_key, executor_label, executor_names
 from torchexec._errors import ExecutorError, InputMismatchError, TorchexecError
-from torchexec._executor import Runner
+from torchexec._executor import Executor, Runner
+from torchexec._placement import Placement
 from torchexec._program import Program, normalize
 from torchexec._registry import REGISTRY
 
 __all__ = [
+    "ExecutorChoice",
     "PreparedProgram",
     "TensorSpec",
     "cache_info",
@@ -72,20 +76,34 @@ def _input_label(spec: pytree.TreeSpec, index: int) -> str:
     return f"input {index}"
 
 
+class _OutKind(enum.Enum):
+    """How a runner's flat outputs become the program's output structure."""
+
+    SINGLE = enum.auto()  # one value, returned as is
+    FLAT_TUPLE = enum.auto()  # a flat tuple
+    PYTREE = enum.auto()  # any other structure, rebuilt with pytree
+
+
 class PreparedProgram:
-    """A program prepared for one executor and one input signature; call it like the program.
+    """A program prepared for one executor (or a priority list of executors) and one input
+    signature; call it like the program.
 
     Each call checks its inputs against the spec the program was prepared for and raises
     :class:`~torchexec.InputMismatchError` naming the input and how it differs.
+
+    Attributes:
+        executor: the executor's name, or the tuple of names of a priority list.
+        placement: which executor runs which operator nodes (:class:`~torchexec.Placement`).
     """
 
     def __init__(
         self,
         program: Program,
-        executor: str,
+        executor: str | tuple[str, ...],
         runner: Runner,
         in_spec: pytree.TreeSpec,
         leaf_specs: Sequence[TensorSpec | object],
+        placement: Placement | None = None,
     ) -> None:
         self.program = program
         self.executor = executor
@@ -94,14 +112,15 @@ class PreparedProgram:
         self.out_spec = program.out_spec
         self.leaf_specs = tuple(leaf_specs)
         self.source: object = None  # what the cache keyed by identity; kept alive with the entry
-        # 1: a single tensor, 2: a flat tuple, 0: any other structure (rebuilt with pytree).
+        self._placement = placement
+        self._label = executor_label(executor)
         self._n_out = n_out = self.out_spec.num_leaves
         self._out_kind = (
-            1
+            _OutKind.SINGLE
             if self.out_spec.is_leaf()
-            else 2
+            else _OutKind.FLAT_TUPLE
             if self.out_spec == pytree.tree_structure(tuple(range(n_out)))
-            else 0
+            else _OutKind.PYTREE
         )
         n = in_spec.num_leaves
         # Inputs that are n positional tensors need no pytree flattening on the hot path.
@@ -112,6 +131,23 @@ class PreparedProgram:
 
     def __repr__(self) -> str:
         return f"PreparedProgram({self.program.name!r}, executor={self.executor!r})"
+
+    @property
+    def placement(self) -> Placement:
+        """Which executor runs which operator nodes.
+
+        For a single executor the whole program is one partition; reading this on a program
+        that came from a file loads its graph (the executor itself may not have needed it).
+        """
+        if self._placement is None:
+            assert isinstance(self.executor, str)
+            self._placement = Placement.whole(self.program, self.executor)
+        return self._placement
+
+    def _describe_executor(self) -> str:
+        if isinstance(self.executor, str):
+            return f"executor {self.executor!r} ({REGISTRY.distribution_of(self.executor)})"
+        return f"executors {self._label}"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._positional and not kwargs and len(args) == len(self._tensor_specs):
@@ -136,17 +172,17 @@ class PreparedProgram:
             raise
         except Exception as exc:
             raise ExecutorError(
-                f"executor {self.executor!r} ({REGISTRY.distribution_of(self.executor)}) failed "
-                f"while running {self.program.name!r}: {type(exc).__name__}: {exc}"
+                f"{self._describe_executor()} failed while running {self.program.name!r}: "
+                f"{type(exc).__name__}: {exc}"
             ) from exc
         if len(outs) != self._n_out:
             raise ExecutorError(
-                f"executor {self.executor!r} ({REGISTRY.distribution_of(self.executor)}) returned "
-                f"{len(outs)} outputs for {self.program.name!r}, which has {self._n_out}"
+                f"{self._describe_executor()} returned {len(outs)} outputs for "
+                f"{self.program.name!r}, which has {self._n_out}"
             )
-        if self._out_kind == 1:
+        if self._out_kind is _OutKind.SINGLE:
             return outs[0]
-        if self._out_kind == 2:
+        if self._out_kind is _OutKind.FLAT_TUPLE:
             return tuple(outs)
         return pytree.tree_unflatten(list(outs), self.out_spec)
 
@@ -227,12 +263,12 @@ def prepare_program(
     program: Program,
     args: tuple[Any, ...],
     kwargs: Mapping[str, Any],
-    executor: str,
+    executor: ExecutorChoice,
     executor_parameters: Mapping[str, object] | None,
 ) -> PreparedProgram:
-    """Prepare a normalised program for ``executor`` with example inputs."""
-    impl = REGISTRY.get(executor)
-    options = impl.validate_options(executor_parameters)
+    """Prepare a normalised program for ``executor`` (a name or a priority list) with example
+    inputs."""
+    names = executor_names(executor)
     leaves, spec = pytree.tree_flatten((args, dict(kwargs)))
     prepared_spec = program.in_spec
     if spec != prepared_spec:
@@ -241,6 +277,35 @@ def prepare_program(
             f"({prepared_spec.num_leaves} leaves), but the example inputs are {spec} "
             f"({spec.num_leaves} leaves)"
         )
+    if isinstance(executor, str):
+        runner = _prepare_single(program, executor, executor_parameters)
+        return PreparedProgram(program, executor, runner, prepared_spec, _leaf_specs(leaves))
+    from torchexec._partition import prepare_partitioned
+
+    runner, placement = prepare_partitioned(program, names, executor_parameters)
+    return PreparedProgram(
+        program, names, runner, prepared_spec, _leaf_specs(leaves), placement=placement
+    )
+
+
+def _prepare_single(
+    program: Program, executor: str, executor_parameters: Mapping[str, object] | None
+) -> Runner:
+    impl = REGISTRY.get(executor)
+    options = impl.validate_options(executor_parameters)
+    if program.path is None and hasattr(impl, "supports"):
+        # A program in memory has its graph at hand: refuse what the executor does not claim
+        # before it prepares. (An executor that reads files checks its operators while loading.)
+        from torchexec._partition import check_claims
+
+        check_claims(program, executor, impl)
+    return call_prepare(impl, executor, program, options)
+
+
+def call_prepare(
+    impl: Executor, executor: str, program: Program, options: Mapping[str, object]
+) -> Runner:
+    """``impl.prepare(program, options)``, with foreign errors wrapped in ``ExecutorError``."""
     try:
         runner = impl.prepare(program, options)
     except TorchexecError:
@@ -255,13 +320,13 @@ def prepare_program(
             f"executor {executor!r} ({REGISTRY.distribution_of(executor)}) returned "
             f"{type(runner).__name__} from prepare(), which is not callable"
         )
-    return PreparedProgram(program, executor, runner, prepared_spec, _leaf_specs(leaves))
+    return runner
 
 
 def prepare(
     program: object,
     *example_args: Any,
-    executor: str = "aten",
+    executor: ExecutorChoice = "aten",
     executor_parameters: Mapping[str, object] | None = None,
     **example_kwargs: Any,
 ) -> PreparedProgram:
@@ -271,8 +336,11 @@ def prepare(
         program: a ``torch.fx.GraphModule``, ``torch.export.ExportedProgram``, module, function,
             or the path of a ``.pt2`` archive.
         example_args, example_kwargs: inputs with the shapes, dtypes and devices of later calls.
-        executor: the executor's name (see ``torchexec list``).
-        executor_parameters: options for the executor, validated by it.
+        executor: the executor's name (see ``torchexec list``), or a priority list of names:
+            each operator node then runs on the first executor in the list that claims it
+            (see :doc:`/partitioned`).
+        executor_parameters: options for the executor, validated by it; for a list, a mapping
+            from executor name to that executor's options.
 
     Returns:
         A :class:`PreparedProgram` that checks each call's inputs against the examples.
@@ -282,7 +350,13 @@ def prepare(
         return prepare_program(prog, example_args, example_kwargs, executor, executor_parameters)
 
 
-def _program_key(program: object) -> Hashable:
+def program_key(program: object) -> Hashable:
+    """What identifies ``program`` in the runner cache.
+
+    A path is keyed by its modification time and size; an object by identity, and a
+    ``GraphModule`` also by its generated ``forward``: ``recompile()`` installs a new one on the
+    module's own class, so a graph edited in place and recompiled is prepared again.
+    """
     if isinstance(program, (str, os.PathLike)):
         path = os.fspath(program)
         try:
@@ -290,6 +364,8 @@ def _program_key(program: object) -> Hashable:
         except OSError:
             return ("path", path)
         return ("path", os.path.abspath(path), st.st_mtime_ns, st.st_size)
+    if isinstance(program, torch.fx.GraphModule):
+        return ("obj", id(program), type(program).__dict__.get("forward"))
     return ("obj", id(program))
 
 
@@ -299,21 +375,61 @@ def _leaf_key(x: object) -> Hashable:
     return (type(x), freeze(x))
 
 
+def call_signature(leaves: Sequence[Any]) -> tuple[Hashable, ...]:
+    """The cache-key part of flat call inputs: tensor shape, dtype and device; other values."""
+    return tuple(
+        [
+            (x.shape, x.dtype, x.device) if isinstance(x, torch.Tensor) else _leaf_key(x)
+            for x in leaves
+        ]
+    )
+
+
+def cached_prepare(
+    key: tuple[Hashable, ...],
+    executor: ExecutorChoice,
+    executor_parameters: Mapping[str, object] | None,
+    build: Callable[[], PreparedProgram],
+    source: object,
+) -> tuple[PreparedProgram, bool]:
+    """The cached prepared program for ``key`` (plus executor, options and registry state), or
+    ``build()``'s, stored; returns it and whether it was a hit.
+
+    ``source`` is kept alive with the entry, so that an identity in the key is not reused.
+    """
+    opts_key = None if executor_parameters is None else freeze(executor_parameters)
+    full_key = (*key, choice_key(executor), opts_key, REGISTRY.generation)
+    prepared = _CACHE.get(full_key)
+    if prepared is not None:
+        return prepared, True
+    with PREPARE_LOCK:
+        prepared = _CACHE.peek(full_key)  # another thread may have prepared it meanwhile
+        if prepared is None:
+            prepared = build()
+            prepared.source = source
+            prepared = _CACHE.put(full_key, prepared)
+    return prepared, False
+
+
 def execute(
     program: object,
     *args: Any,
-    executor: str = "aten",
+    executor: ExecutorChoice = "aten",
     executor_parameters: Mapping[str, object] | None = None,
 ) -> Any:
     """Run ``program`` on ``args`` with the executor called ``executor``.
 
-    The prepared runner is cached per (program, input shapes/dtypes/devices, executor, options),
-    so repeated calls only pay for the run. Outputs keep the program's structure.
+    ``executor`` may also be a priority list of names: each operator node then runs on the first
+    executor in the list that claims it, and ``executor_parameters`` maps each executor's name
+    to its options. The prepared runner is cached per (program, input shapes/dtypes/devices,
+    executor, options), so repeated calls only pay for the run. Outputs keep the program's
+    structure.
 
     Raises:
         ExecutorNotFoundError: no executor of that name (also a ``ValueError``).
         ExecutorLoadError: the executor's plugin is broken.
         InvalidOptionsError: ``executor_parameters`` does not suit the executor.
+        UnsupportedOperatorError: the executors do not claim every operator of the program.
         ProgramError: the program cannot be traced, read or run by the executor.
     """
     leaves: Sequence[Any] = args
@@ -322,19 +438,15 @@ def execute(
         call_key = tuple([(a.shape, a.dtype, a.device) for a in args])
     else:  # not only tensors: key on the pytree structure and the values
         leaves, spec = pytree.tree_flatten((args, {}))
-        call_key = (spec, tuple(_leaf_key(x) for x in leaves))
-    opts_key = None if executor_parameters is None else freeze(executor_parameters)
-    key = (_program_key(program), call_key, executor, opts_key, REGISTRY.generation)
-    prepared = _CACHE.get(key)
-    if prepared is None:
-        with PREPARE_LOCK:
-            prepared = _CACHE.peek(key)  # another thread may have prepared it meanwhile
-            if prepared is None:
-                prog = normalize(program, args)
-                prepared = prepare_program(prog, args, {}, executor, executor_parameters)
-                # The entry keeps ``program`` alive, so its id is not reused while it exists.
-                prepared.source = program
-                prepared = _CACHE.put(key, prepared)
+        call_key = (spec, call_signature(leaves))
+
+    def build() -> PreparedProgram:
+        prog = normalize(program, args)
+        return prepare_program(prog, args, {}, executor, executor_parameters)
+
+    prepared, _ = cached_prepare(
+        (program_key(program), call_key), executor, executor_parameters, build, program
+    )
     return prepared.run_flat(leaves)
 
 
@@ -354,5 +466,5 @@ def set_cache_size(maxsize: int) -> None:
 
 
 def cache() -> LRUCache[PreparedProgram]:
-    """The shared runner cache (for ``make_traced``)."""
+    """The shared runner cache (``make_traced`` counts and clears its own entries in it)."""
     return _CACHE

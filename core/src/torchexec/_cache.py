@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, NamedTuple, TypeVar
 
 __all__ = ["CacheInfo", "LRUCache", "freeze"]
@@ -75,6 +75,17 @@ class LRUCache(Generic[V]):
             self._maxsize = maxsize
             while len(self._data) > maxsize:
                 self._data.popitem(last=False)
+
+    def count_where(self, predicate: Callable[[Hashable], bool]) -> int:
+        """How many keys satisfy ``predicate``."""
+        with self._lock:
+            return sum(1 for key in self._data if predicate(key))
+
+    def discard_where(self, predicate: Callable[[Hashable], bool]) -> None:
+        """Drop the entries whose key satisfies ``predicate`` (statistics are kept)."""
+        with self._lock:
+            for key in [k for k in self._data if predicate(k)]:
+                del self._data[key]
 
     def info(self) -> CacheInfo:
         """Hits, misses, bound and current size."""

@@ -11,6 +11,7 @@ __all__ = [
     "InvalidOptionsError",
     "ProgramError",
     "TorchexecError",
+    "UnsupportedOperatorError",
 ]
 
 
@@ -53,3 +54,12 @@ class InputMismatchError(TorchexecError, ValueError):
 
 class ProgramError(TorchexecError, ValueError):
     """A program is malformed or unsupported (bad file, unknown operator, wrong argument types)."""
+
+
+class UnsupportedOperatorError(ProgramError):
+    """The executors named do not claim every operator of the program.
+
+    The message lists each unclaimed operator with its count and suggests a priority list that
+    ends with an executor claiming everything; nothing falls back to an executor the user did
+    not name.
+    """

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Literal
 
 import torch
 import torch.utils._pytree as pytree
 
-from torchexec._api import PREPARE_LOCK, PreparedProgram, cache, prepare_program
-from torchexec._cache import freeze
+from torchexec._api import (
+    PREPARE_LOCK,
+    PreparedProgram,
+    cache,
+    cached_prepare,
+    call_signature,
+    prepare_program,
+    program_key,
+)
+from torchexec._cache import CacheInfo
+from torchexec._choice import ExecutorChoice
 from torchexec._errors import ProgramError
 from torchexec._program import Program, export_callable
-from torchexec._registry import REGISTRY
 
 __all__ = ["Traced", "make_traced"]
 
@@ -36,6 +45,8 @@ class Traced:
             )
         self.fn = fn
         self.decompose = decompose
+        self._hits = self._misses = 0
+        self._stats_lock = threading.Lock()
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
@@ -46,39 +57,47 @@ class Traced:
     def __call__(
         self,
         *args: Any,
-        executor: str = "aten",
+        executor: ExecutorChoice = "aten",
         executor_parameters: Mapping[str, object] | None = None,
         **kwargs: Any,
     ) -> Any:
         leaves, spec = pytree.tree_flatten((args, kwargs))
         tensor_pos = tuple(i for i, x in enumerate(leaves) if isinstance(x, torch.Tensor))
-        signature = tuple(
-            (x.shape, x.dtype, x.device) if isinstance(x, torch.Tensor) else (type(x), freeze(x))
-            for x in leaves
-        )
-        opts_key = None if executor_parameters is None else freeze(executor_parameters)
-        key: Hashable = (
+        key: tuple[Hashable, ...] = (
             "traced",
             id(self),
+            program_key(self.fn),
             spec,
-            signature,
-            executor,
-            opts_key,
-            REGISTRY.generation,
+            call_signature(leaves),
         )
-        tensors = [leaves[i] for i in tensor_pos]
+
+        def build() -> PreparedProgram:
+            return self._prepare(leaves, spec, tensor_pos, executor, executor_parameters)
+
+        prepared, hit = cached_prepare(key, executor, executor_parameters, build, self)
+        with self._stats_lock:
+            if hit:
+                self._hits += 1
+            else:
+                self._misses += 1
+        return prepared.run_flat([leaves[i] for i in tensor_pos])
+
+    def _owns(self, key: Hashable) -> bool:
+        return isinstance(key, tuple) and key[:2] == ("traced", id(self))
+
+    def cache_info(self) -> CacheInfo:
+        """This function's hits and misses, and its entries in the shared runner cache (as
+        :func:`functools.lru_cache` reports them; ``maxsize`` is the shared cache's bound)."""
         lru = cache()
-        prepared = lru.get(key)
-        if prepared is None:
-            with PREPARE_LOCK:
-                prepared = lru.peek(key)
-                if prepared is None:
-                    prepared = self._prepare(
-                        leaves, spec, tensor_pos, executor, executor_parameters
-                    )
-                    prepared.source = self
-                    prepared = lru.put(key, prepared)
-        return prepared.run_flat(tensors)
+        with self._stats_lock:
+            hits, misses = self._hits, self._misses
+        return CacheInfo(hits, misses, lru.info().maxsize, lru.count_where(self._owns))
+
+    def cache_clear(self) -> None:
+        """Drop this function's prepared programs and reset its statistics."""
+        cache().discard_where(self._owns)
+        with self._stats_lock:
+            self._hits = self._misses = 0
 
     def trace(self, *args: Any, **kwargs: Any) -> Program:
         """The :class:`~torchexec.Program` this function becomes for these inputs."""
@@ -124,7 +143,7 @@ class Traced:
         leaves: list[Any],
         spec: pytree.TreeSpec,
         tensor_pos: tuple[int, ...],
-        executor: str,
+        executor: ExecutorChoice,
         executor_parameters: Mapping[str, object] | None,
     ) -> PreparedProgram:
         program = self._trace(leaves, spec, tensor_pos)

@@ -1,0 +1,244 @@
+"""Partitioned execution: place each operator node on the first executor that claims it, cut the
+graph with ``torch.fx``'s ``CapabilityBasedPartitioner`` and prepare each partition on its
+executor as a standalone :class:`~torchexec.Program`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import operator
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch.fx.passes.operator_support import OperatorSupportBase
+
+from torchexec._choice import options_for
+from torchexec._errors import ExecutorError, ProgramError, UnsupportedOperatorError
+from torchexec._executor import Executor, Runner
+from torchexec._placement import (
+    PartitionInfo,
+    Placement,
+    format_operator_counts,
+    is_operator_node,
+    operator_name,
+)
+from torchexec._program import Program
+from torchexec._registry import REGISTRY
+from torchexec._subprogram import SubProgram, build_subprogram
+
+if TYPE_CHECKING:
+    from torch.export import ExportedProgram
+    from torch.fx import GraphModule, Node
+
+__all__ = ["check_claims", "prepare_partitioned"]
+
+LOG = logging.getLogger("torchexec")
+
+Claimants = Sequence[tuple[str, Executor]]
+
+
+def _claims(name: str, impl: Executor, node: Node) -> bool:
+    supports = getattr(impl, "supports", None)
+    if supports is None:
+        return True
+    try:
+        return bool(supports(node))
+    except Exception as exc:
+        raise ExecutorError(
+            f"executor {name!r} ({REGISTRY.distribution_of(name)}) failed in supports() on node "
+            f"{node.name!r} ({operator_name(node.target)}): {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _unclaimed_error(program: Program, names: Sequence[str], unclaimed: list[Node]) -> str:
+    ops = format_operator_counts(Counter(operator_name(n.target) for n in unclaimed))
+    count = f"{len(unclaimed)} operator node{'s' if len(unclaimed) != 1 else ''}"
+    if len(names) == 1:
+        return (
+            f"executor {names[0]!r} does not claim {count} of {program.name!r}: {ops}. "
+            f"Run them on another executor with a priority list, e.g. "
+            f"executor=[{names[0]!r}, 'aten'] (nothing falls back to an executor you did not name)."
+        )
+    return (
+        f"none of the executors {list(names)!r} claims {count} of {program.name!r}: {ops}. "
+        f"End the priority list with an executor that claims them, e.g. "
+        f"executor={[*names, 'aten']!r}."
+    )
+
+
+def assign(program: Program, gm: GraphModule, claimants: Claimants) -> dict[str, str]:
+    """The name of each operator node (and of the ``getitem`` / ``get_attr`` nodes that belong
+    to one) -> the name of the first executor in ``claimants`` that claims it.
+
+    Nodes are named rather than held: fusing partitions rebuilds the graph's nodes, and names
+    stay unique and stable.
+
+    Raises:
+        UnsupportedOperatorError: some operator node is claimed by none of them.
+    """
+    placed: dict[str, str] = {}
+    unclaimed: list[Node] = []
+    for node in gm.graph.nodes:
+        if node.op != "call_function":
+            continue
+        if node.target is operator.getitem and isinstance(node.args[0], torch.fx.Node):
+            producer = placed.get(node.args[0].name)
+            if producer is not None:
+                placed[node.name] = producer
+            continue
+        for name, impl in claimants:
+            if _claims(name, impl, node):
+                placed[node.name] = name
+                break
+        else:
+            unclaimed.append(node)
+    if unclaimed:
+        raise UnsupportedOperatorError(
+            _unclaimed_error(program, [n for n, _ in claimants], unclaimed)
+        )
+    for node in gm.graph.nodes:
+        if node.op == "get_attr" and node.users:
+            owners = {placed.get(user.name) for user in node.users}
+            if len(owners) != 1 or None in owners:
+                raise ProgramError(
+                    f"{program.name!r}: the subgraph {node.target!r} is used by operators placed "
+                    f"on different executors ({sorted(str(o) for o in owners)}); place its users "
+                    "on one executor"
+                )
+            placed[node.name] = owners.pop()  # type: ignore[assignment]
+    return placed
+
+
+def check_claims(program: Program, name: str, impl: Executor) -> None:
+    """Raise :class:`UnsupportedOperatorError` unless ``impl`` claims every operator node."""
+    assign(program, program.graph_module(), [(name, impl)])
+
+
+class _PlacedOn(OperatorSupportBase):
+    """The partitioner's notion of support for one executor: the nodes placed on it."""
+
+    def __init__(self, placed: Mapping[str, str], name: str) -> None:
+        super().__init__()
+        self._placed = placed
+        self._name = name
+
+    def is_node_supported(self, submodules: Mapping[str, torch.nn.Module], node: Node) -> bool:
+        return self._placed.get(node.name) == self._name
+
+
+def _split(gm: GraphModule, placed: Mapping[str, str], names: Sequence[str]) -> list[Node]:
+    """Fuse ``gm``'s nodes into one ``call_module`` per partition, in place, one round per
+    executor in priority order; returns the partition nodes in execution order.
+
+    Each round's partitions are cut by ``CapabilityBasedPartitioner``, which merges only what
+    creates no cycle; earlier rounds' partitions are single nodes to later rounds, so the final
+    graph of partitions is acyclic.
+    """
+    from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
+    from torch.fx.passes.utils.fuser_utils import fuse_by_partitions
+
+    for round_index, name in enumerate(names):
+        partitioner = CapabilityBasedPartitioner(
+            gm, _PlacedOn(placed, name), allows_single_node_partition=True
+        )
+        partitions = partitioner.propose_partitions()
+        if partitions:
+            fuse_by_partitions(
+                gm,
+                [p.nodes for p in partitions],
+                prefix=f"_torchexec_{round_index}_",
+                always_return_tuple=True,
+            )
+    parts = [n for n in gm.graph.nodes if n.op == "call_module"]
+    stray = [n for n in gm.graph.nodes if is_operator_node(n)]
+    if stray:
+        raise ProgramError(
+            f"internal error: operator nodes left outside every partition: "
+            f"{', '.join(n.name for n in stray)}"
+        )
+    return parts
+
+
+def prepare_partitioned(
+    program: Program,
+    names: Sequence[str],
+    executor_parameters: Mapping[str, object] | None,
+) -> tuple[Runner, Placement]:
+    """Prepare ``program`` on the priority list ``names``; the runner runs every partition."""
+    from torchexec._api import call_prepare
+
+    per_executor = options_for(names, executor_parameters)
+    claimants = [(name, REGISTRY.get(name)) for name in names]
+    options = {name: impl.validate_options(per_executor[name]) for name, impl in claimants}
+    ep = _functional(program.exported_program())
+    gm = torch.fx.GraphModule(ep.graph_module, copy.deepcopy(ep.graph_module.graph))
+    placed = assign(program, gm, claimants)
+    used = [name for name in names if name in placed.values()]
+    if len(used) <= 1:
+        # One executor claims everything: it prepares the program itself (no copies, no cut).
+        only = used[0] if used else names[0]
+        runner = call_prepare(dict(claimants)[only], only, program, options[only])
+        whole = Placement.whole(program, only)
+        return runner, Placement(names, whole.partitions)
+    parts = _split(gm, placed, names)
+    subs: list[SubProgram] = []
+    infos: list[PartitionInfo] = []
+    for index, node in enumerate(parts):
+        executor = _executor_of(node, names)
+        sub = build_subprogram(ep, gm, node, name=f"{program.name}.{index}.{executor}")
+        sub.runner = call_prepare(
+            dict(claimants)[executor], executor, sub.program, options[executor]
+        )
+        sub.executor = executor
+        subs.append(sub)
+        infos.append(PartitionInfo(index, executor, sub.operators))
+    placement = Placement(names, infos)
+    _log_placement(program, names, placement)
+    from torchexec._stitch import StitchedRunner
+
+    return StitchedRunner(program, ep, gm, subs), placement
+
+
+def _functional(ep: ExportedProgram) -> ExportedProgram:
+    """``ep`` without in-place operators: a partition boundary must not reorder a mutation
+    (the partitioner sees only data dependencies), so mutations become outputs, applied once
+    by the stitched runner."""
+    mutable = any(
+        isinstance(n.target, torch._ops.OpOverload) and n.target._schema.is_mutable
+        for n in ep.graph.nodes
+        if n.op == "call_function"
+    )
+    if not mutable:
+        return ep
+    try:
+        functional: ExportedProgram = ep.run_decompositions({})
+    except Exception as exc:
+        raise ProgramError(f"cannot functionalize the program to partition it: {exc}") from exc
+    return functional
+
+
+def _executor_of(part: Node, names: Sequence[str]) -> str:
+    prefix = str(part.target).removeprefix("_torchexec_")
+    return names[int(prefix.split("_", 1)[0])]
+
+
+def _log_placement(program: Program, names: Sequence[str], placement: Placement) -> None:
+    counts = placement.counts()
+    later = {name: n for name, n in counts.items() if n and name != names[0]}
+    if later:
+        total = sum(counts.values())
+        moved = ", ".join(
+            f"{name} ({n}: {format_operator_counts(placement.operators(name), limit=3)})"
+            for name, n in later.items()
+        )
+        LOG.info(
+            "torchexec: %r runs %d of %d operator nodes on %r; the rest on %s",
+            program.name,
+            counts[names[0]],
+            total,
+            names[0],
+            moved,
+        )
