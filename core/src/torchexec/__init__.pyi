@@ -11,6 +11,7 @@ from ._api import (
     cache_info as cache_info,
     clear_cache as clear_cache,
     execute as execute,
+    explain as explain,
     prepare as prepare,
     set_cache_size as set_cache_size,
 )

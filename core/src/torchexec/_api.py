@@ -27,6 +27,7 @@ __all__ = [
     "cache_info",
     "clear_cache",
     "execute",
+    "explain",
     "prepare",
     "set_cache_size",
 ]
@@ -348,6 +349,30 @@ def prepare(
     with PREPARE_LOCK:
         prog = normalize(program, example_args, example_kwargs)
         return prepare_program(prog, example_args, example_kwargs, executor, executor_parameters)
+
+
+def explain(
+    program: object,
+    *example_args: Any,
+    executor: ExecutorChoice = "aten",
+    **example_kwargs: Any,
+) -> Placement:
+    """Where each operator node of ``program`` would run on ``executor`` (a name or a priority
+    list), without preparing or running anything.
+
+    Example inputs are needed only to trace a module or function. Raises
+    :class:`~torchexec.UnsupportedOperatorError` as :func:`prepare` would.
+
+    Example::
+
+        print(torchexec.explain("model.pt2", executor=["onnxruntime", "aten"]))
+    """
+    from torchexec._partition import explain_placement
+
+    names = executor_names(executor)
+    with PREPARE_LOCK:
+        prog = normalize(program, example_args, example_kwargs)
+        return explain_placement(prog, names)
 
 
 def program_key(program: object) -> Hashable:

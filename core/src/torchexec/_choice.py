@@ -54,8 +54,12 @@ def executor_names(choice: object) -> tuple[str, ...]:
 
 
 def choice_key(choice: ExecutorChoice) -> Hashable:
-    """A hashable cache-key part for ``choice`` (a list and a tuple of the same names agree)."""
-    return choice if isinstance(choice, str) else ("list", tuple(choice))
+    """A hashable cache-key part for ``choice`` (a list and a tuple of the same names agree).
+
+    Raises:
+        InvalidOptionsError: ``choice`` is not a name or a list of names.
+    """
+    return choice if isinstance(choice, str) else ("list", executor_names(choice))
 
 
 def executor_label(choice: ExecutorChoice) -> str:

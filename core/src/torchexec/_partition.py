@@ -10,6 +10,7 @@ import logging
 import operator
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from torch.export import ExportedProgram
     from torch.fx import GraphModule, Node
 
-__all__ = ["check_claims", "prepare_partitioned"]
+__all__ = ["check_claims", "explain_placement", "prepare_partitioned"]
 
 LOG = logging.getLogger("torchexec")
 
@@ -162,6 +163,42 @@ def _split(gm: GraphModule, placed: Mapping[str, str], names: Sequence[str]) -> 
     return parts
 
 
+@dataclass
+class _Cut:
+    """A program cut for a priority list: the (functional) program, the graph of partitions and
+    each partition node's executor; ``parts`` is empty when one executor claims everything."""
+
+    ep: ExportedProgram
+    top: GraphModule
+    parts: list[tuple[Node, str]]
+    only: str
+
+
+def _cut(program: Program, names: Sequence[str], claimants: Claimants) -> _Cut:
+    ep = _functional(program.exported_program())
+    gm = torch.fx.GraphModule(ep.graph_module, copy.deepcopy(ep.graph_module.graph))
+    placed = assign(program, gm, claimants)
+    used = [name for name in names if name in placed.values()]
+    if len(used) <= 1:
+        return _Cut(ep, gm, [], used[0] if used else names[0])
+    parts = [(node, _executor_of(node, names)) for node in _split(gm, placed, names)]
+    return _Cut(ep, gm, parts, "")
+
+
+def explain_placement(program: Program, names: Sequence[str]) -> Placement:
+    """Where each operator node of ``program`` would run on ``names``, preparing nothing."""
+    claimants = [(name, REGISTRY.get(name)) for name in names]
+    cut = _cut(program, names, claimants)
+    if not cut.parts:
+        return Placement(names, Placement.whole(program, cut.only).partitions)
+    infos = []
+    for index, (node, executor) in enumerate(cut.parts):
+        sub = getattr(cut.top, str(node.target))
+        ops = Counter(operator_name(n.target) for n in sub.graph.nodes if is_operator_node(n))
+        infos.append(PartitionInfo(index, executor, dict(ops)))
+    return Placement(names, infos)
+
+
 def prepare_partitioned(
     program: Program,
     names: Sequence[str],
@@ -172,34 +209,26 @@ def prepare_partitioned(
 
     per_executor = options_for(names, executor_parameters)
     claimants = [(name, REGISTRY.get(name)) for name in names]
+    impls = dict(claimants)
     options = {name: impl.validate_options(per_executor[name]) for name, impl in claimants}
-    ep = _functional(program.exported_program())
-    gm = torch.fx.GraphModule(ep.graph_module, copy.deepcopy(ep.graph_module.graph))
-    placed = assign(program, gm, claimants)
-    used = [name for name in names if name in placed.values()]
-    if len(used) <= 1:
+    cut = _cut(program, names, claimants)
+    if not cut.parts:
         # One executor claims everything: it prepares the program itself (no copies, no cut).
-        only = used[0] if used else names[0]
-        runner = call_prepare(dict(claimants)[only], only, program, options[only])
-        whole = Placement.whole(program, only)
-        return runner, Placement(names, whole.partitions)
-    parts = _split(gm, placed, names)
+        runner = call_prepare(impls[cut.only], cut.only, program, options[cut.only])
+        return runner, Placement(names, Placement.whole(program, cut.only).partitions)
     subs: list[SubProgram] = []
-    infos: list[PartitionInfo] = []
-    for index, node in enumerate(parts):
-        executor = _executor_of(node, names)
-        sub = build_subprogram(ep, gm, node, name=f"{program.name}.{index}.{executor}")
-        sub.runner = call_prepare(
-            dict(claimants)[executor], executor, sub.program, options[executor]
-        )
+    for index, (node, executor) in enumerate(cut.parts):
+        sub = build_subprogram(cut.ep, cut.top, node, name=f"{program.name}.{index}.{executor}")
+        sub.runner = call_prepare(impls[executor], executor, sub.program, options[executor])
         sub.executor = executor
         subs.append(sub)
-        infos.append(PartitionInfo(index, executor, sub.operators))
-    placement = Placement(names, infos)
+    placement = Placement(
+        names, [PartitionInfo(i, s.executor, s.operators) for i, s in enumerate(subs)]
+    )
     _log_placement(program, names, placement)
     from torchexec._stitch import StitchedRunner
 
-    return StitchedRunner(program, ep, gm, subs), placement
+    return StitchedRunner(program, cut.ep, cut.top, subs), placement
 
 
 def _functional(ep: ExportedProgram) -> ExportedProgram:
