@@ -232,21 +232,28 @@ def prepare_partitioned(
 
 
 def _functional(ep: ExportedProgram) -> ExportedProgram:
-    """``ep`` without in-place operators: a partition boundary must not reorder a mutation
-    (the partitioner sees only data dependencies), so mutations become outputs, applied once
-    by the stitched runner."""
-    mutable = any(
-        isinstance(n.target, torch._ops.OpOverload) and n.target._schema.is_mutable
-        for n in ep.graph.nodes
-        if n.op == "call_function"
-    )
-    if not mutable:
+    """``ep`` as a functional ATen graph, the form the partitioner can cut.
+
+    A partition boundary must not reorder a mutation (the partitioner sees only data
+    dependencies), so in-place operators become outputs, applied once by the stitched runner.
+    Training-IR programs may also hold Python calls (``torch.vmap``'s nesting helpers, for
+    example) that only make sense together; ``run_decompositions({})`` traces them into ATen
+    operators without decomposing anything else.
+    """
+    if not any(_needs_functionalization(n) for n in ep.graph.nodes if n.op == "call_function"):
         return ep
     try:
         functional: ExportedProgram = ep.run_decompositions({})
     except Exception as exc:
         raise ProgramError(f"cannot functionalize the program to partition it: {exc}") from exc
     return functional
+
+
+def _needs_functionalization(node: Node) -> bool:
+    target = node.target
+    if isinstance(target, torch._ops.OpOverload):
+        return bool(target._schema.is_mutable)
+    return not (target is operator.getitem or isinstance(target, torch._ops.HigherOrderOperator))
 
 
 def _executor_of(part: Node, names: Sequence[str]) -> str:
