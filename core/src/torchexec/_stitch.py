@@ -4,7 +4,7 @@ between them through a flat list of slots, then applies the program's mutations 
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -20,8 +20,20 @@ if TYPE_CHECKING:
 
 __all__ = ["StitchedRunner"]
 
-_Step = tuple[Any, tuple[int, ...], tuple[int, ...], SubProgram]
-"""A partition's runner, the slots of its inputs and outputs, and the partition."""
+_Step = tuple[Any, Callable[[list[Any]], Sequence[Any]], int, int, SubProgram]
+"""A partition's runner, what reads its inputs from the slots, the slice of slots its outputs
+fill, and the partition."""
+
+
+def _gather(slots: tuple[int, ...]) -> Callable[[list[Any]], Sequence[Any]]:
+    """Reads ``slots`` from a slot list as a sequence (``itemgetter`` returns a bare value for
+    one index, so that case is wrapped)."""
+    if len(slots) == 1:
+        (only,) = slots
+        return lambda env: (env[only],)
+    if not slots:
+        return lambda env: ()
+    return operator.itemgetter(*slots)
 
 
 class _Slots:
@@ -97,7 +109,8 @@ class StitchedRunner:
                         f"internal error: partition {node.target} is used by {user.name!r}"
                     )
                 slots.of[user] = outs[user.args[1]]
-            self._steps.append((sub.runner, ins, outs, sub))
+            start = outs[0] if outs else len(slots.template)
+            self._steps.append((sub.runner, _gather(ins), start, start + len(outs), sub))
 
         results = top.graph.output_node().args[0]
         if not isinstance(results, (tuple, list)):
@@ -130,14 +143,14 @@ class StitchedRunner:
         step: _Step | None = None
         try:
             for step in self._steps:
-                runner, ins, outs, _ = step
-                values = runner(*[env[i] for i in ins])
-                if len(values) != len(outs):
+                runner, gather, start, stop, _ = step
+                values = runner(*gather(env))
+                if len(values) != stop - start:
                     raise ExecutorError(
-                        self._where(step) + f" returned {len(values)} outputs, expected {len(outs)}"
+                        f"{self._where(step)} returned {len(values)} outputs, "
+                        f"expected {stop - start}"
                     )
-                for slot, value in zip(outs, values, strict=True):
-                    env[slot] = value
+                env[start:stop] = values  # the partition's outputs have consecutive slots
         except TorchexecError:
             raise
         except Exception as exc:
@@ -152,7 +165,7 @@ class StitchedRunner:
         return [env[i] for i in self._results]
 
     def _where(self, step: _Step) -> str:
-        sub = step[3]
+        sub = step[4]
         return (
             f"executor {sub.executor!r}, running partition {sub.program.name!r} of {self.name!r} "
             f"({format_operator_counts(sub.operators, limit=3)}),"
