@@ -54,7 +54,7 @@ class Stripes:
     def validate_options(self, options: Mapping[str, object] | None) -> dict[str, object]:
         return torchexec.validate_options(self.name, (), options)
 
-    def supports(self, node: torch.fx.Node) -> bool:
+    def supports(self, node: torch.fx.Node, options: Mapping[str, object]) -> bool:
         if node not in self._index:
             ops = [n for n in node.graph.nodes if n.op == "call_function"]
             self._index.update({n: i for i, n in enumerate(ops)})

@@ -31,7 +31,7 @@ class SubsetExecutor:
     def validate_options(self, options: Mapping[str, object] | None) -> dict[str, object]:
         return validate_options(self.name, self.options, options)
 
-    def supports(self, node: torch.fx.Node) -> bool:
+    def supports(self, node: torch.fx.Node, options: Mapping[str, object]) -> bool:
         return self._claims(node)
 
     def prepare(self, program: Program, options: Mapping[str, object]) -> Runner:

@@ -299,7 +299,7 @@ def _prepare_single(
         # before it prepares. (An executor that reads files checks its operators while loading.)
         from torchexec._partition import check_claims
 
-        check_claims(program, executor, impl)
+        check_claims(program, executor, impl, options)
     return call_prepare(impl, executor, program, options)
 
 
@@ -355,12 +355,14 @@ def explain(
     program: object,
     *example_args: Any,
     executor: ExecutorChoice = "aten",
+    executor_parameters: Mapping[str, object] | None = None,
     **example_kwargs: Any,
 ) -> Placement:
     """Where each operator node of ``program`` would run on ``executor`` (a name or a priority
     list), without preparing or running anything.
 
-    Example inputs are needed only to trace a module or function. Raises
+    Example inputs are needed only to trace a module or function; ``executor_parameters`` are
+    given as to :func:`prepare` (options can change what an executor claims). Raises
     :class:`~torchexec.UnsupportedOperatorError` as :func:`prepare` would.
 
     Example::
@@ -370,9 +372,12 @@ def explain(
     from torchexec._partition import explain_placement
 
     names = executor_names(executor)
+    params = executor_parameters
+    if isinstance(executor, str) and params is not None:
+        params = {executor: params}  # one executor's options, keyed as for a list
     with PREPARE_LOCK:
         prog = normalize(program, example_args, example_kwargs)
-        return explain_placement(prog, names)
+        return explain_placement(prog, names, params)
 
 
 def program_key(program: object) -> Hashable:

@@ -33,12 +33,16 @@ class Capabilities:
         bitwise: whether it calls the same ATen kernels as the ``aten`` reference, so that its
             results must match bit for bit (otherwise the conformance kit uses tolerances).
         unsupported_ops: operator names (``"aten::conv2d"``) it knowingly does not run.
+        unsupported_dtypes: tensor dtypes it knowingly does not run, by name as torch spells them
+            without the ``torch.`` prefix (``"float64"``, ``"complex64"``); the conformance kit
+            reports programs with inputs of these dtypes as unsupported instead of failed.
     """
 
     devices: tuple[str, ...] = ("cpu",)
     torchbind: bool = False
     bitwise: bool = True
     unsupported_ops: frozenset[str] = field(default_factory=frozenset)
+    unsupported_dtypes: frozenset[str] = field(default_factory=frozenset)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly view."""
@@ -47,6 +51,7 @@ class Capabilities:
             "torchbind": self.torchbind,
             "bitwise": self.bitwise,
             "unsupported_ops": sorted(self.unsupported_ops),
+            "unsupported_dtypes": sorted(self.unsupported_dtypes),
         }
 
 
@@ -128,6 +133,19 @@ class Executor(Protocol):
 
     ``prepare`` is called once per program and input signature (the core caches the result);
     the returned :class:`Runner` is the hot path.
+
+    Optional method (not part of the protocol, so an executor without it still passes
+    ``isinstance(obj, Executor)``)::
+
+        def supports(self, node: torch.fx.Node, options: Mapping[str, object]) -> bool: ...
+
+    It says whether the executor claims ``node``, an operator node (``call_function``) of the
+    program's ATen graph (:meth:`Program.graph_module`), when prepared with ``options`` (the
+    validated options, as ``prepare`` gets them: an option such as ``allowed_namespaces`` may
+    widen what it claims). The core asks it, with a priority list of executors, to place each
+    node on the first executor that claims it, and with a single executor, to refuse a program
+    that holds nodes the executor does not claim. It must be cheap and must not change the
+    node or its graph. An executor without ``supports`` claims every node.
     """
 
     name: str

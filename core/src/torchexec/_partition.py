@@ -38,15 +38,16 @@ __all__ = ["check_claims", "explain_placement", "prepare_partitioned"]
 
 LOG = logging.getLogger("torchexec")
 
-Claimants = Sequence[tuple[str, Executor]]
+Claimants = Sequence[tuple[str, Executor, Mapping[str, object]]]
+"""Executors in priority order: name, executor and its validated options."""
 
 
-def _claims(name: str, impl: Executor, node: Node) -> bool:
+def _claims(name: str, impl: Executor, options: Mapping[str, object], node: Node) -> bool:
     supports = getattr(impl, "supports", None)
     if supports is None:
         return True
     try:
-        return bool(supports(node))
+        return bool(supports(node, options))
     except Exception as exc:
         raise ExecutorError(
             f"executor {name!r} ({REGISTRY.distribution_of(name)}) failed in supports() on node "
@@ -90,15 +91,15 @@ def assign(program: Program, gm: GraphModule, claimants: Claimants) -> dict[str,
             if producer is not None:
                 placed[node.name] = producer
             continue
-        for name, impl in claimants:
-            if _claims(name, impl, node):
+        for name, impl, options in claimants:
+            if _claims(name, impl, options, node):
                 placed[node.name] = name
                 break
         else:
             unclaimed.append(node)
     if unclaimed:
         raise UnsupportedOperatorError(
-            _unclaimed_error(program, [n for n, _ in claimants], unclaimed)
+            _unclaimed_error(program, [c[0] for c in claimants], unclaimed)
         )
     for node in gm.graph.nodes:
         if node.op == "get_attr" and node.users:
@@ -113,9 +114,11 @@ def assign(program: Program, gm: GraphModule, claimants: Claimants) -> dict[str,
     return placed
 
 
-def check_claims(program: Program, name: str, impl: Executor) -> None:
+def check_claims(
+    program: Program, name: str, impl: Executor, options: Mapping[str, object]
+) -> None:
     """Raise :class:`UnsupportedOperatorError` unless ``impl`` claims every operator node."""
-    assign(program, program.graph_module(), [(name, impl)])
+    assign(program, program.graph_module(), [(name, impl, options)])
 
 
 class _PlacedOn(OperatorSupportBase):
@@ -185,9 +188,22 @@ def _cut(program: Program, names: Sequence[str], claimants: Claimants) -> _Cut:
     return _Cut(ep, gm, parts, "")
 
 
-def explain_placement(program: Program, names: Sequence[str]) -> Placement:
+def _claimants(
+    names: Sequence[str], executor_parameters: Mapping[str, object] | None
+) -> list[tuple[str, Executor, Mapping[str, object]]]:
+    per_executor = options_for(names, executor_parameters)
+    out: list[tuple[str, Executor, Mapping[str, object]]] = []
+    for name in names:
+        impl = REGISTRY.get(name)
+        out.append((name, impl, impl.validate_options(per_executor[name])))
+    return out
+
+
+def explain_placement(
+    program: Program, names: Sequence[str], executor_parameters: Mapping[str, object] | None
+) -> Placement:
     """Where each operator node of ``program`` would run on ``names``, preparing nothing."""
-    claimants = [(name, REGISTRY.get(name)) for name in names]
+    claimants = _claimants(names, executor_parameters)
     cut = _cut(program, names, claimants)
     if not cut.parts:
         return Placement(names, Placement.whole(program, cut.only).partitions)
@@ -207,10 +223,9 @@ def prepare_partitioned(
     """Prepare ``program`` on the priority list ``names``; the runner runs every partition."""
     from torchexec._api import call_prepare
 
-    per_executor = options_for(names, executor_parameters)
-    claimants = [(name, REGISTRY.get(name)) for name in names]
-    impls = dict(claimants)
-    options = {name: impl.validate_options(per_executor[name]) for name, impl in claimants}
+    claimants = _claimants(names, executor_parameters)
+    impls = {name: impl for name, impl, _ in claimants}
+    options = {name: opts for name, _, opts in claimants}
     cut = _cut(program, names, claimants)
     if not cut.parts:
         # One executor claims everything: it prepares the program itself (no copies, no cut).

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     # torch.export costs ~0.2 s to import: it is imported when a program is first traced or loaded.
     from torch.export import ExportedProgram
 
-__all__ = ["Program", "SerializedProgram", "normalize"]
+__all__ = ["GraphOutput", "Program", "SerializedProgram", "normalize"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,28 @@ class SerializedProgram:
     constants: Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class GraphOutput:
+    """What one output of a program's flat graph module (:meth:`Program.graph_module`) is.
+
+    Attributes:
+        kind: the output's role, as ``torch.export``'s ``OutputKind`` names it, in lower case.
+            ``"user_output"`` and ``"loss_output"`` are returned to the caller;
+            ``"buffer_mutation"`` is the new value of the buffer named ``target``;
+            ``"user_input_mutation"`` is the new value of the user input at index
+            ``user_input``. Training programs may also hold ``"parameter_mutation"``,
+            ``"gradient_to_parameter"``, ``"gradient_to_user_input"`` and ``"token"`` outputs.
+        target: for a mutation or gradient, the name of the buffer, parameter or user input it
+            belongs to; otherwise ``None``.
+        user_input: for ``"user_input_mutation"``, the index of the mutated input among the
+            flat user inputs a runner is called with; otherwise ``None``.
+    """
+
+    kind: str
+    target: str | None = None
+    user_input: int | None = None
+
+
 class Program:
     """An ATen-level program with its input/output structure.
 
@@ -47,6 +69,12 @@ class Program:
     or a file. It is lazy: a program that came from a file is not deserialised into Python objects
     until an executor asks for :meth:`exported_program` or :meth:`graph_module`; executors that read
     files themselves use :attr:`path`.
+
+    This is all an executor needs, and all it should use: the flat graph (:meth:`graph_module`),
+    the values it takes before the user inputs (:meth:`lifted_state`), the state by name
+    (:meth:`state`), what each graph output is (:meth:`graph_outputs`), the ExportedProgram JSON
+    (:meth:`serialized`, :meth:`model_document`) and the pytree specs (:attr:`in_spec`,
+    :attr:`out_spec`).
     """
 
     def __init__(
@@ -161,6 +189,42 @@ class Program:
     def graph_module(self) -> torch.fx.GraphModule:
         """The flat ATen-level graph: inputs are the lifted state followed by the user inputs."""
         return cast(torch.fx.GraphModule, self.exported_program().graph_module)
+
+    def state(self) -> Mapping[str, Any]:
+        """The program's parameters, buffers, lifted constants and TorchBind objects, by the
+        names its graph signature uses (loads a file program, as :meth:`exported_program`)."""
+        ep = self.exported_program()
+        return {**ep.constants, **ep.state_dict}
+
+    def lifted_state(self) -> list[Any]:
+        """The values of the flat graph's non-user inputs, in the order the graph takes them.
+
+        The graph module (:meth:`graph_module`) takes these values followed by the user inputs:
+        ``program.graph_module()(*program.lifted_state(), *inputs)`` runs the program.
+
+        Raises:
+            ProgramError: a parameter, buffer or constant of the signature has no value.
+        """
+        return lifted_state(self.exported_program())
+
+    def graph_outputs(self) -> tuple[GraphOutput, ...]:
+        """What each output of the flat graph module is, in order: a user output, or the new
+        value of a buffer or user input the program mutates (a runner applies those itself)."""
+        from torch.export.graph_signature import InputKind, OutputKind
+
+        sig = self.exported_program().graph_signature
+        user_inputs = [s for s in sig.input_specs if s.kind == InputKind.USER_INPUT]
+        index = {spec.arg.name: i for i, spec in enumerate(user_inputs)}
+        return tuple(
+            GraphOutput(
+                kind=spec.kind.name.lower(),
+                target=spec.target,
+                user_input=index.get(spec.target or "")
+                if spec.kind == OutputKind.USER_INPUT_MUTATION
+                else None,
+            )
+            for spec in sig.output_specs
+        )
 
     def serialized(self) -> SerializedProgram:
         """The ExportedProgram JSON and the tensors it refers to (computed once)."""

@@ -44,6 +44,8 @@ def test_executor_metadata() -> None:
     assert ex.name == "aten"
     assert ex.capabilities.bitwise and "cuda" in ex.capabilities.devices
     assert ex.validate_options(None) == {}
+    info = {i.name: i for i in torchexec.list_executors()}["aten"]
+    assert (info.description, info.capabilities) == (ex.description, ex.capabilities)
 
 
 @pytest.mark.gpu

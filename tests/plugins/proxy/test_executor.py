@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -29,7 +31,29 @@ def test_executor_object_and_options() -> None:
         "allow_pickle": False,
     }
     opts = ex.validate_options({"allowed_namespaces": ["quantized"], "allow_pickle": True})
-    assert opts["allowed_namespaces"] == ["quantized"] and opts["allow_pickle"] is True
+    assert opts["allowed_namespaces"] == ("quantized",) and opts["allow_pickle"] is True
+
+
+def test_registry_and_executor_state_the_same_metadata() -> None:
+    """The plugin module and the executor class read one statement of name, description and
+    capabilities."""
+    info = {i.name: i for i in torchexec.list_executors()}["proxy"]
+    ex = torchexec.get_executor("proxy")
+    assert (info.description, info.capabilities) == (ex.description, ex.capabilities)
+    assert ex.description.startswith("Runs serialized ExportedProgram JSON")
+
+
+def test_shared_option_table() -> None:
+    """The proxy's options are the public table that executors built on its loader reuse."""
+    from torchexec_proxy import options
+
+    executor: Any = torchexec.get_executor("proxy")
+    assert executor.options is options.OPTIONS
+    assert options.validate("mine", {"allowed_namespaces": ["my_ops"]})["allowed_namespaces"] == (
+        "my_ops",
+    )
+    with pytest.raises(torchexec.InvalidOptionsError, match="executor 'mine' must hold namespace"):
+        options.validate("mine", {"allowed_namespaces": ["__builtins__"]})
 
 
 def test_prepare_returns_a_runner() -> None:

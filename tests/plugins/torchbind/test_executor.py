@@ -39,13 +39,24 @@ def test_registry_metadata() -> None:
         ({"allowed_namespaces": "my_ops"}, "must be list or tuple"),
         ({"allowed_namespaces": ["my ops"]}, "must hold namespace names"),
         ({"allow_pickle": 1}, "must be bool"),
-        ({"custom_objs": {1: None}}, "must map custom-object names"),
+        ({"custom_objs": {1: None}}, "executor 'torchbind' must map names"),
         ({"custom_objs": [1]}, "must be Mapping"),
     ],
 )  # fmt: skip
 def test_invalid_options(options: dict[str, object], match: str) -> None:
     with pytest.raises(torchexec.InvalidOptionsError, match=match):
         torchexec.get_executor("torchbind").validate_options(options)
+
+
+def test_options_and_metadata_stated_once() -> None:
+    """The options are the proxy's table; the registry and the executor show one description."""
+    from torchexec_proxy import options
+
+    ex: Any = torchexec.get_executor("torchbind")
+    assert ex.options is options.OPTIONS
+    info = {i.name: i for i in torchexec.list_executors()}["torchbind"]
+    assert (info.description, info.capabilities) == (ex.description, ex.capabilities)
+    assert "C++ TorchBind engine" in ex.description
 
 
 def test_library_loads_lazily() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from torchexec import Capabilities, Executor, ExecutorSpec, hookimpl
+from torchexec import Executor, ExecutorSpec, hookimpl
+from torchexec_aten._meta import CAPABILITIES, DESCRIPTION, NAME
 
 __all__ = ["torchexec_register_executors"]
 
@@ -19,10 +20,5 @@ def _load() -> Executor:
 def torchexec_register_executors(register: Callable[[ExecutorSpec], None]) -> None:
     """Register the ``aten`` reference executor."""
     register(
-        ExecutorSpec(
-            name="aten",
-            description="Reference: runs the ATen graph forward in eager PyTorch",
-            load=_load,
-            capabilities=Capabilities(devices=("cpu", "cuda"), torchbind=True, bitwise=True),
-        )
+        ExecutorSpec(name=NAME, description=DESCRIPTION, load=_load, capabilities=CAPABILITIES)
     )

@@ -6,10 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-from torch.export.graph_signature import InputKind, OutputKind
 
-from torchexec import Capabilities, OptionSpec, Program, ProgramError, validate_options
-from torchexec._program import lifted_state
+from torchexec import OptionSpec, Program, ProgramError, validate_options
+from torchexec_aten._meta import CAPABILITIES, DESCRIPTION, NAME
 
 __all__ = ["AtenExecutor", "AtenRunner"]
 
@@ -22,31 +21,23 @@ class AtenRunner:
     """
 
     def __init__(self, program: Program) -> None:
-        ep = program.exported_program()
-        self._gm: Callable[..., Any] = ep.graph_module
-        self._state = tuple(lifted_state(ep))
-        sig = ep.graph_signature
-        user_index = {
-            spec.arg.name: i
-            for i, spec in enumerate(s for s in sig.input_specs if s.kind == InputKind.USER_INPUT)
-        }
+        self._gm: Callable[..., Any] = program.graph_module()
+        self._state = tuple(program.lifted_state())
+        state = program.state()
         self._buffer_updates: list[tuple[int, torch.Tensor]] = []
         self._input_updates: list[tuple[int, int]] = []
         self._user_outputs: list[int] = []
-        for i, spec in enumerate(sig.output_specs):
-            if spec.kind == OutputKind.BUFFER_MUTATION:
-                assert spec.target is not None
-                self._buffer_updates.append(
-                    (i, ep.state_dict.get(spec.target, ep.constants.get(spec.target)))
-                )
-            elif spec.kind == OutputKind.USER_INPUT_MUTATION:
-                assert spec.target is not None
-                self._input_updates.append((i, user_index[spec.target]))
-            elif spec.kind in (OutputKind.USER_OUTPUT, OutputKind.LOSS_OUTPUT):
+        for i, out in enumerate(program.graph_outputs()):
+            if out.kind == "buffer_mutation" and out.target is not None and out.target in state:
+                self._buffer_updates.append((i, state[out.target]))
+            elif out.kind == "user_input_mutation" and out.user_input is not None:
+                self._input_updates.append((i, out.user_input))
+            elif out.kind in ("user_output", "loss_output"):
                 self._user_outputs.append(i)
             else:
+                what = f"{out.kind} output" + (f" of {out.target!r}" if out.target else "")
                 raise ProgramError(
-                    f"the aten executor does not run programs with {spec.kind.name} outputs"
+                    f"the aten executor does not run {program.name!r}: it cannot apply its {what}"
                 )
         self._plain = not self._buffer_updates and not self._input_updates
 
@@ -63,16 +54,24 @@ class AtenRunner:
 
 
 class AtenExecutor:
-    """The reference executor (``executor="aten"``)."""
+    """The reference executor (``executor="aten"``).
 
-    name = "aten"
-    description = "Reference: runs the ATen graph forward in eager PyTorch"
-    capabilities = Capabilities(devices=("cpu", "cuda"), torchbind=True, bitwise=True)
+    It claims every node: ``supports`` always answers ``True``, since eager PyTorch runs any
+    operator the program's graph calls.
+    """
+
+    name = NAME
+    description = DESCRIPTION
+    capabilities = CAPABILITIES
     options: tuple[OptionSpec, ...] = ()
 
     def validate_options(self, options: Mapping[str, object] | None) -> dict[str, object]:
         """The aten executor takes no options."""
         return validate_options(self.name, self.options, options)
+
+    def supports(self, node: torch.fx.Node, options: Mapping[str, object]) -> bool:
+        """Claim ``node``: the reference runs every operator (see :class:`torchexec.Executor`)."""
+        return True
 
     def prepare(self, program: Program, options: Mapping[str, object]) -> AtenRunner:
         """Bind the program's state to its graph module."""

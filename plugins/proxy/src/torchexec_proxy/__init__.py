@@ -4,6 +4,10 @@ Importing this module is cheap: it registers the executor through the ``torchexe
 imports the implementation (the loader, the runner, the extern-kernel proxy) only when one of the
 names below is first used.
 
+Two public modules serve executors built on the proxy's loader (the ``torchbind`` executor is
+one): :mod:`torchexec_proxy.options` (the options and their validation) and
+:mod:`torchexec_proxy.claims` (which nodes the loader runs, for ``supports``).
+
 >>> import torchexec_proxy                                   # doctest: +SKIP
 >>> plan = torchexec_proxy.load_plan(torchexec.Program.from_path("model.pt2"))
 >>> runner = torchexec_proxy.ProxyRunner(plan)
@@ -17,10 +21,12 @@ from typing import TYPE_CHECKING
 
 import lazy_loader
 
-from torchexec import Capabilities, Executor, ExecutorSpec, hookimpl
+from torchexec import Executor, ExecutorSpec, hookimpl
+from torchexec_proxy._meta import CAPABILITIES, DESCRIPTION, NAME
 
 if TYPE_CHECKING:
     from torchexec_proxy._api import load_plan, load_plan_from_json
+    from torchexec_proxy._enums import DTYPES, LAYOUTS, MEMORY_FORMATS
     from torchexec_proxy._executor import ProxyExecutor
     from torchexec_proxy._extern import ExternKernelProxy
     from torchexec_proxy._runner import ProxyRunner
@@ -29,6 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_NAMESPACES",
+    "DTYPES",
+    "LAYOUTS",
+    "MEMORY_FORMATS",
     "ExternKernelProxy",
     "Plan",
     "ProxyExecutor",
@@ -42,8 +51,10 @@ __all__ = [
 # The public names load their modules on first use (lazy_loader caches them on the module).
 __getattr__, _, _ = lazy_loader.attach(
     __name__,
+    submodules={"claims", "options"},
     submod_attrs={
         "_targets": ["DEFAULT_NAMESPACES", "normalize_namespaces"],
+        "_enums": ["DTYPES", "LAYOUTS", "MEMORY_FORMATS"],
         "_extern": ["ExternKernelProxy"],
         "plan": ["Plan"],
         "_executor": ["ProxyExecutor"],
@@ -63,10 +74,5 @@ def _load() -> Executor:
 def torchexec_register_executors(register: Callable[[ExecutorSpec], None]) -> None:
     """Register the ``proxy`` executor."""
     register(
-        ExecutorSpec(
-            name="proxy",
-            description="Runs serialized ExportedProgram JSON node by node through the dispatcher",
-            load=_load,
-            capabilities=Capabilities(devices=("cpu", "cuda"), torchbind=True, bitwise=True),
-        )
+        ExecutorSpec(name=NAME, description=DESCRIPTION, load=_load, capabilities=CAPABILITIES)
     )

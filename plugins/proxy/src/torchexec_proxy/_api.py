@@ -9,8 +9,7 @@ from typing import Any
 
 import torch
 
-from torchexec import ProgramError
-from torchexec._program import Program
+from torchexec import Program, ProgramError
 from torchexec_proxy._json import parse_document
 from torchexec_proxy._loader import build_plan
 from torchexec_proxy._pt2 import read_archive

@@ -2,7 +2,9 @@
 
 The numbers are those of ``torch/_export/serde/schema.py`` (``ScalarType``, ``Layout``,
 ``MemoryFormat``); they are part of the file format, so they are spelled out here rather than
-imported from a private module.
+imported from a private module (``torch._export.serde.serialize`` imports most of torch's compiler,
+about 2 s on a cold start). The tables are public as ``torchexec_proxy.DTYPES``, ``LAYOUTS`` and
+``MEMORY_FORMATS``; the ``torchbind`` executor reads its dtype table from here.
 """
 
 from __future__ import annotations

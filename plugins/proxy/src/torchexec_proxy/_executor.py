@@ -3,72 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
-from torchexec import Capabilities, InvalidOptionsError, OptionSpec, Program, validate_options
+import torch
+
+from torchexec import OptionSpec, Program
+from torchexec_proxy import options as shared_options
 from torchexec_proxy._api import load_plan
+from torchexec_proxy._meta import CAPABILITIES, DESCRIPTION, NAME
 from torchexec_proxy._runner import ProxyRunner
+from torchexec_proxy.claims import supports_node
 
-__all__ = ["CAPABILITIES", "DESCRIPTION", "ProxyExecutor"]
-
-DESCRIPTION = "Runs serialized ExportedProgram JSON node by node through the dispatcher"
-CAPABILITIES = Capabilities(devices=("cpu", "cuda"), torchbind=True, bitwise=True)
+__all__ = ["ProxyExecutor"]
 
 
 class ProxyExecutor:
     """The proxy executor (``executor="proxy"``).
 
-    Options:
+    Options (:data:`torchexec_proxy.options.OPTIONS`):
         allowed_namespaces: operator namespaces allowed besides ``aten`` and ``prims``.
         custom_objs: TorchBind objects by the names the program gives them.
         allow_pickle: read ``.pt2`` payloads stored with Python pickle.
     """
 
-    name = "proxy"
+    name = NAME
     description = DESCRIPTION
     capabilities = CAPABILITIES
-    options: tuple[OptionSpec, ...] = (
-        OptionSpec(
-            "allowed_namespaces",
-            (list, tuple),
-            (),
-            "operator namespaces allowed besides aten and prims (list of str)",
-        ),
-        OptionSpec(
-            "custom_objs",
-            (Mapping,),
-            MappingProxyType({}),
-            "TorchBind objects by the names the program gives them (mapping)",
-        ),
-        OptionSpec(
-            "allow_pickle",
-            (bool,),
-            False,
-            "read .pt2 payloads stored with Python pickle (can run arbitrary code)",
-        ),
-    )
+    options: tuple[OptionSpec, ...] = shared_options.OPTIONS
 
     def validate_options(self, options: Mapping[str, object] | None) -> dict[str, object]:
-        """Check option names and types; namespaces must be strings, object names strings."""
-        out = validate_options(self.name, self.options, options)
-        namespaces = out["allowed_namespaces"]
-        assert isinstance(namespaces, (list, tuple))
-        for ns in namespaces:
-            if not isinstance(ns, str):
-                raise InvalidOptionsError(
-                    f"Option 'allowed_namespaces' of executor 'proxy' must hold strings, got "
-                    f"{type(ns).__name__} ({ns!r})."
-                )
-        objs = out["custom_objs"]
-        assert isinstance(objs, Mapping)
-        for key in objs:
-            if not isinstance(key, str):
-                raise InvalidOptionsError(
-                    f"Option 'custom_objs' of executor 'proxy' must map names (str) to "
-                    f"objects, got the key {key!r}."
-                )
-        return out
+        """Check option names and types; namespaces must be names, object names strings."""
+        return shared_options.validate(self.name, options)
+
+    def supports(self, node: torch.fx.Node, options: Mapping[str, object]) -> bool:
+        """Claim operators of the allow-list (``aten``, ``prims`` and the ``allowed_namespaces``
+        option), TorchBind method calls and SymInt arithmetic
+        (:func:`torchexec_proxy.claims.supports_node`)."""
+        extra = options.get("allowed_namespaces") or ()
+        return supports_node(node, extra if isinstance(extra, (tuple, list)) else ())
 
     def prepare(self, program: Program, options: Mapping[str, object]) -> ProxyRunner:
         """Load and validate the program's JSON, then build its runner."""

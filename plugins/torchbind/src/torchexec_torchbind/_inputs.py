@@ -31,18 +31,13 @@ def _only(entry: object, where: str) -> tuple[str, Any]:
 
 
 def _dtype(code: object) -> torch.dtype | None:
-    try:
-        from torch._export.serde.schema import ScalarType
-        from torch._export.serde.serialize import _SERIALIZE_TO_TORCH_DTYPE
-    except ImportError:  # pragma: no cover - only on torch versions without the serde module
+    """The dtype of a serialized ``ScalarType`` code, from the proxy's table of the file format
+    (``torch._export.serde`` would import torch's compiler stack, about 2 s on a cold start)."""
+    from torchexec_proxy import DTYPES
+
+    if not isinstance(code, int) or isinstance(code, bool):
         return None
-    if not isinstance(code, int):
-        return None
-    try:
-        dtype: torch.dtype = _SERIALIZE_TO_TORCH_DTYPE[ScalarType(code)]
-    except (KeyError, ValueError):
-        return None
-    return dtype
+    return DTYPES.get(code)
 
 
 def _device(meta: Mapping[str, Any]) -> torch.device | None:

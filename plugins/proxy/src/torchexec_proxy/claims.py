@@ -1,0 +1,51 @@
+"""Which nodes of an ATen graph the proxy's loader runs: what the ``proxy`` and ``torchbind``
+executors answer when the core asks ``supports(node, options)``.
+
+A node is claimed when it calls
+
+* an operator of a namespace in :data:`~torchexec_proxy.DEFAULT_NAMESPACES` (``aten``,
+  ``prims``);
+* ``torch.ops.higher_order.call_torchbind`` (a TorchBind method call);
+* one of the SymInt arithmetic functions the loader accepts (``operator.add``, ``torch.sym_max``,
+  ...);
+* ``operator.getitem`` on the result of a claimed node (the serialized program folds it into the
+  node that produced the tuple).
+
+The ``allowed_namespaces`` option widens the first rule, as it widens what the loader accepts.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from torchexec_proxy._targets import DEFAULT_NAMESPACES, PYTHON_TARGETS
+
+__all__ = ["supports_node"]
+
+_PYTHON_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset(PYTHON_TARGETS.values())
+
+
+def supports_node(node: torch.fx.Node, allowed_namespaces: Iterable[str] = ()) -> bool:
+    """Whether the proxy's loader runs ``node``, an operator node of a program's ATen graph,
+    when it allows ``allowed_namespaces`` besides the default ones.
+
+    Nodes that call nothing (placeholders, outputs, attributes) are not claimed.
+    """
+    if node.op != "call_function":
+        return False
+    target = node.target
+    if isinstance(target, torch._ops.OpOverload):
+        return target.namespace in DEFAULT_NAMESPACES or target.namespace in allowed_namespaces
+    if target is torch.ops.higher_order.call_torchbind:
+        return True
+    if target is operator.getitem:
+        source = node.args[0] if node.args else None
+        return isinstance(source, torch.fx.Node) and supports_node(source, allowed_namespaces)
+    try:
+        return target in _PYTHON_FUNCTIONS
+    except TypeError:  # an unhashable callable is none of the loader's functions
+        return False
