@@ -14,6 +14,7 @@ import torch.utils._pytree as pytree
 
 from torchexec._cache import CacheInfo, LRUCache, freeze
 from torchexec._choice import ExecutorChoice, choice_key, executor_label, executor_names
+from torchexec._cuda_graphs import CudaGraphs, cuda_graphs_mode
 from torchexec._errors import ExecutorError, InputMismatchError, TorchexecError
 from torchexec._executor import Executor, Runner
 from torchexec._placement import Placement
@@ -266,10 +267,12 @@ def prepare_program(
     kwargs: Mapping[str, Any],
     executor: ExecutorChoice,
     executor_parameters: Mapping[str, object] | None,
+    cuda_graphs: CudaGraphs = False,
 ) -> PreparedProgram:
     """Prepare a normalised program for ``executor`` (a name or a priority list) with example
-    inputs."""
+    inputs; ``cuda_graphs`` wraps the runner in a CUDA graph captured on the first call."""
     names = executor_names(executor)
+    cuda_graphs = cuda_graphs_mode(cuda_graphs)
     leaves, spec = pytree.tree_flatten((args, dict(kwargs)))
     prepared_spec = program.in_spec
     if spec != prepared_spec:
@@ -278,14 +281,24 @@ def prepare_program(
             f"({prepared_spec.num_leaves} leaves), but the example inputs are {spec} "
             f"({spec.num_leaves} leaves)"
         )
+    if cuda_graphs:
+        from torchexec._cuda_graphs import check_capturable
+
+        check_capturable(program, leaves, names)
+    placement = None
     if isinstance(executor, str):
         runner = _prepare_single(program, executor, executor_parameters)
-        return PreparedProgram(program, executor, runner, prepared_spec, _leaf_specs(leaves))
-    from torchexec._partition import prepare_partitioned
+    else:
+        from torchexec._partition import prepare_partitioned
 
-    runner, placement = prepare_partitioned(program, names, executor_parameters)
+        runner, placement = prepare_partitioned(program, names, executor_parameters)
+    if cuda_graphs:
+        from torchexec._cuda_graphs import CudaGraphRunner
+
+        runner = CudaGraphRunner(runner, program, reuse_outputs=cuda_graphs == "reuse_outputs")
+    choice = executor if isinstance(executor, str) else names
     return PreparedProgram(
-        program, names, runner, prepared_spec, _leaf_specs(leaves), placement=placement
+        program, choice, runner, prepared_spec, _leaf_specs(leaves), placement=placement
     )
 
 
@@ -329,6 +342,7 @@ def prepare(
     *example_args: Any,
     executor: ExecutorChoice = "aten",
     executor_parameters: Mapping[str, object] | None = None,
+    cuda_graphs: CudaGraphs = False,
     **example_kwargs: Any,
 ) -> PreparedProgram:
     """Prepare ``program`` once for ``executor``; call the result many times.
@@ -342,13 +356,19 @@ def prepare(
             (see :doc:`/partitioned`).
         executor_parameters: options for the executor, validated by it; for a list, a mapping
             from executor name to that executor's options.
+        cuda_graphs: ``True`` captures the runner into a CUDA graph on the first call and
+            replays it afterwards, returning fresh output tensors; ``"reuse_outputs"`` returns
+            the graph's own output tensors, which the next call overwrites (see
+            :doc:`/cuda-graphs`). Needs CUDA inputs and a capture-safe executor.
 
     Returns:
         A :class:`PreparedProgram` that checks each call's inputs against the examples.
     """
     with PREPARE_LOCK:
         prog = normalize(program, example_args, example_kwargs)
-        return prepare_program(prog, example_args, example_kwargs, executor, executor_parameters)
+        return prepare_program(
+            prog, example_args, example_kwargs, executor, executor_parameters, cuda_graphs
+        )
 
 
 def explain(
@@ -421,6 +441,7 @@ def cached_prepare(
     executor_parameters: Mapping[str, object] | None,
     build: Callable[[], PreparedProgram],
     source: object,
+    cuda_graphs: CudaGraphs = False,
 ) -> tuple[PreparedProgram, bool]:
     """The cached prepared program for ``key`` (plus executor, options and registry state), or
     ``build()``'s, stored; returns it and whether it was a hit.
@@ -428,7 +449,7 @@ def cached_prepare(
     ``source`` is kept alive with the entry, so that an identity in the key is not reused.
     """
     opts_key = None if executor_parameters is None else freeze(executor_parameters)
-    full_key = (*key, choice_key(executor), opts_key, REGISTRY.generation)
+    full_key = (*key, choice_key(executor), opts_key, cuda_graphs, REGISTRY.generation)
     prepared = _CACHE.get(full_key)
     if prepared is not None:
         return prepared, True
@@ -446,6 +467,7 @@ def execute(
     *args: Any,
     executor: ExecutorChoice = "aten",
     executor_parameters: Mapping[str, object] | None = None,
+    cuda_graphs: CudaGraphs = False,
 ) -> Any:
     """Run ``program`` on ``args`` with the executor called ``executor``.
 
@@ -453,7 +475,7 @@ def execute(
     executor in the list that claims it, and ``executor_parameters`` maps each executor's name
     to its options. The prepared runner is cached per (program, input shapes/dtypes/devices,
     executor, options), so repeated calls only pay for the run. Outputs keep the program's
-    structure.
+    structure. ``cuda_graphs`` is as for :func:`prepare`.
 
     Raises:
         ExecutorNotFoundError: no executor of that name (also a ``ValueError``).
@@ -472,10 +494,15 @@ def execute(
 
     def build() -> PreparedProgram:
         prog = normalize(program, args)
-        return prepare_program(prog, args, {}, executor, executor_parameters)
+        return prepare_program(prog, args, {}, executor, executor_parameters, cuda_graphs)
 
     prepared, _ = cached_prepare(
-        (program_key(program), call_key), executor, executor_parameters, build, program
+        (program_key(program), call_key),
+        executor,
+        executor_parameters,
+        build,
+        program,
+        cuda_graphs_mode(cuda_graphs),
     )
     return prepared.run_flat(leaves)
 

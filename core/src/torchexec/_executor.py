@@ -36,6 +36,9 @@ class Capabilities:
         unsupported_dtypes: tensor dtypes it knowingly does not run, by name as torch spells them
             without the ``torch.`` prefix (``"float64"``, ``"complex64"``); the conformance kit
             reports programs with inputs of these dtypes as unsupported instead of failed.
+        capture_safe: whether its runner may be captured into a CUDA graph
+            (``cuda_graphs=True``): on CUDA inputs it launches work only on the current stream,
+            never syncs with the host, and allocates through PyTorch's caching allocator.
     """
 
     devices: tuple[str, ...] = ("cpu",)
@@ -43,6 +46,7 @@ class Capabilities:
     bitwise: bool = True
     unsupported_ops: frozenset[str] = field(default_factory=frozenset)
     unsupported_dtypes: frozenset[str] = field(default_factory=frozenset)
+    capture_safe: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly view."""
@@ -52,6 +56,7 @@ class Capabilities:
             "bitwise": self.bitwise,
             "unsupported_ops": sorted(self.unsupported_ops),
             "unsupported_dtypes": sorted(self.unsupported_dtypes),
+            "capture_safe": self.capture_safe,
         }
 
 

@@ -21,6 +21,7 @@ from torchexec._api import (
 )
 from torchexec._cache import CacheInfo
 from torchexec._choice import ExecutorChoice
+from torchexec._cuda_graphs import CudaGraphs, cuda_graphs_mode
 from torchexec._errors import ProgramError
 from torchexec._program import Program, export_callable
 
@@ -59,6 +60,7 @@ class Traced:
         *args: Any,
         executor: ExecutorChoice = "aten",
         executor_parameters: Mapping[str, object] | None = None,
+        cuda_graphs: CudaGraphs = False,
         **kwargs: Any,
     ) -> Any:
         leaves, spec = pytree.tree_flatten((args, kwargs))
@@ -72,9 +74,13 @@ class Traced:
         )
 
         def build() -> PreparedProgram:
-            return self._prepare(leaves, spec, tensor_pos, executor, executor_parameters)
+            return self._prepare(
+                leaves, spec, tensor_pos, executor, executor_parameters, cuda_graphs
+            )
 
-        prepared, hit = cached_prepare(key, executor, executor_parameters, build, self)
+        prepared, hit = cached_prepare(
+            key, executor, executor_parameters, build, self, cuda_graphs_mode(cuda_graphs)
+        )
         with self._stats_lock:
             if hit:
                 self._hits += 1
@@ -145,10 +151,11 @@ class Traced:
         tensor_pos: tuple[int, ...],
         executor: ExecutorChoice,
         executor_parameters: Mapping[str, object] | None,
+        cuda_graphs: CudaGraphs,
     ) -> PreparedProgram:
         program = self._trace(leaves, spec, tensor_pos)
         tensors = tuple(leaves[i] for i in tensor_pos)
-        return prepare_program(program, tensors, {}, executor, executor_parameters)
+        return prepare_program(program, tensors, {}, executor, executor_parameters, cuda_graphs)
 
 
 def make_traced(fn: Callable[..., Any], *, decompose: Decompose = None) -> Traced:

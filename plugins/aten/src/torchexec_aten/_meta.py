@@ -9,4 +9,6 @@ __all__ = ["CAPABILITIES", "DESCRIPTION", "NAME"]
 
 NAME = "aten"
 DESCRIPTION = "Reference: runs the ATen graph forward in eager PyTorch"
-CAPABILITIES = Capabilities(devices=("cpu", "cuda"), torchbind=True, bitwise=True)
+CAPABILITIES = Capabilities(
+    devices=("cpu", "cuda"), torchbind=True, bitwise=True, capture_safe=True
+)

@@ -9,4 +9,6 @@ __all__ = ["CAPABILITIES", "DESCRIPTION", "NAME"]
 
 NAME = "proxy"
 DESCRIPTION = "Runs serialized ExportedProgram JSON node by node through the dispatcher"
-CAPABILITIES = Capabilities(devices=("cpu", "cuda"), torchbind=True, bitwise=True)
+CAPABILITIES = Capabilities(
+    devices=("cpu", "cuda"), torchbind=True, bitwise=True, capture_safe=True
+)

@@ -9,4 +9,6 @@ __all__ = ["CAPABILITIES", "DESCRIPTION", "NAME"]
 
 NAME = "torchbind"
 DESCRIPTION = "Runs the program inside a C++ TorchBind engine (torch.classes.torchexec.Engine)"
-CAPABILITIES = Capabilities(devices=("cpu", "cuda"), torchbind=True, bitwise=True)
+CAPABILITIES = Capabilities(
+    devices=("cpu", "cuda"), torchbind=True, bitwise=True, capture_safe=True
+)
