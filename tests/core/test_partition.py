@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -259,3 +260,21 @@ def test_explain_prepares_nothing_and_the_cli_prints_the_table(
     out = io.StringIO()
     assert main(["run", str(path), "--executor", "norelu,aten", "--repeat", "2"], out=out) == 0
     assert "executor  norelu,aten" in out.getvalue()
+
+
+@pytest.mark.gpu
+def test_cuda_tensors_cross_boundaries(no_relu: SubsetExecutor) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    torch.manual_seed(0)
+    model = Model().cuda()
+    x, y = torch.randn(3, 4, device="cuda"), torch.randn(3, 4, device="cuda")
+    ep_ref = torch.export.export(copy.deepcopy(model), (x, y.clone()))
+    ep = torch.export.export(model, (x, y.clone()))
+    y_ref, y_run = y.clone(), y.clone()
+    want = torchexec.prepare(ep_ref, x, y_ref.clone(), executor="aten")(x, y_ref)
+    prepared = torchexec.prepare(ep, x, y_run.clone(), executor=["norelu", "aten"])
+    got = prepared(x, y_run)
+    assert len(prepared.placement.partitions) >= 3
+    assert _equal(got, want) and torch.equal(y_run, y_ref)
+    assert all(t.device.type == "cuda" for t in pytree.tree_leaves(got))
