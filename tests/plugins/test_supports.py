@@ -27,10 +27,11 @@ def _graph() -> tuple[torch.fx.Graph, dict[str, bool]]:
     conv = g.call_function(torch.ops.prims.convert_element_type.default, (first, torch.float64))
     method = g.call_function(torch.ops.higher_order.call_torchbind, (obj, "apply", x))
     reduced = g.call_function(torch.ops._c10d_functional.all_reduce.default, (x, "sum", "0"))
+    profiled = g.call_function(torch.ops.profiler._record_function_enter_new.default, ("f", None))
     cond = g.call_function(torch.ops.higher_order.cond, (True, x, x, (x,)))
     branch = g.call_function(operator.getitem, (cond, 0))
     matmul = g.call_function(operator.matmul, (x, x))
-    g.output((first, twice, conv, method, reduced, branch, matmul))
+    g.output((first, twice, conv, method, reduced, profiled, branch, matmul))
     claims = {
         sin.name: True,
         mx.name: True,
@@ -39,7 +40,8 @@ def _graph() -> tuple[torch.fx.Graph, dict[str, bool]]:
         twice.name: True,  # SymInt arithmetic
         conv.name: True,  # prims
         method.name: True,  # a TorchBind method call
-        reduced.name: False,  # a namespace outside the default allow-list
+        reduced.name: True,  # a functional collective
+        profiled.name: False,  # a namespace outside the default allow-list
         cond.name: False,  # a higher-order operator the loader does not run
         branch.name: False,  # getitem of an unclaimed node
         matmul.name: False,  # a Python function that is not SymInt arithmetic
@@ -60,13 +62,13 @@ def test_loader_executors_claim_the_default_allow_list(name: str) -> None:
 @pytest.mark.parametrize("name", LOADER_EXECUTORS)
 def test_allowed_namespaces_widen_the_claims(name: str) -> None:
     executor: Any = torchexec.get_executor(name)
-    options = executor.validate_options({"allowed_namespaces": ["_c10d_functional"]})
+    options = executor.validate_options({"allowed_namespaces": ["profiler"]})
     graph, claims = _graph()
     got = {n.name: executor.supports(n, options) for n in graph.nodes if n.op == "call_function"}
     reduced = [
         n.name
         for n in graph.nodes
-        if n.op == "call_function" and str(n.target).startswith("_c10d_functional")
+        if n.op == "call_function" and str(n.target).startswith("profiler")
     ]
     assert reduced and all(got[r] for r in reduced)
     assert {k: v for k, v in got.items() if k not in reduced} == {

@@ -9,15 +9,11 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from torchexec._choice import parse_executor_arg
+from torchexec._placement import format_operator_counts
+from torchexec._table import print_table
+
 __all__ = ["main"]
-
-
-def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for n, row in enumerate(rows):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
-        if n == 0:
-            print("  ".join("-" * w for w in widths), file=out)
 
 
 def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
@@ -35,7 +31,7 @@ def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     for i in infos:
         devices = ",".join(i.capabilities.devices) if i.capabilities else "-"
         rows.append([i.name, i.status, i.distribution, i.version, devices, i.description])
-    _table(rows, out)
+    print_table(rows, out)
     problems = [i for i in infos if i.error]
     if problems:
         print(file=out)
@@ -65,28 +61,61 @@ def _time_call(fn: Any, repeat: int) -> float:
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    import torch
     import torch.utils._pytree as pytree
 
     import torchexec
+    from torchexec._distributed import rank_path, rank_process_group
 
-    program = torchexec.Program.from_path(args.program)
+    path = rank_path(args.program)
+    program = torchexec.Program.from_path(path)
     sample = program.example_inputs()
     if sample is None:
-        print(f"{args.program} stores no sample inputs to run with.", file=sys.stderr)
+        print(f"{path} stores no sample inputs to run with.", file=sys.stderr)
         return 2
     a, kw = sample
-    t0 = time.perf_counter()
-    prepared = torchexec.prepare(program, *a, executor=args.executor, **kw)
-    prep = time.perf_counter() - t0
-    result = prepared(*a, **kw)
-    per_call = _time_call(lambda: prepared(*a, **kw), args.repeat)
+    inputs = pytree.tree_leaves((a, kw))
+    device = next((x.device.type for x in inputs if isinstance(x, torch.Tensor)), "cpu")
+    with rank_process_group(device) as distributed:
+        t0 = time.perf_counter()
+        prepared = torchexec.prepare(program, *a, executor=parse_executor_arg(args.executor), **kw)
+        prep = time.perf_counter() - t0
+        result = prepared(*a, **kw)
+        per_call = _time_call(lambda: prepared(*a, **kw), args.repeat)
+        ranks = (
+            (torch.distributed.get_rank(), torch.distributed.get_world_size())
+            if distributed
+            else None
+        )
     leaves = pytree.tree_leaves(result)
-    print(f"program   {args.program}", file=out)
+    print(f"program   {path}", file=out)
+    if ranks is not None:
+        print(f"rank      {ranks[0]} of {ranks[1]}", file=out)
     print(f"executor  {args.executor}", file=out)
-    print(f"inputs    {', '.join(_describe(x) for x in pytree.tree_leaves((a, kw)))}", file=out)
+    print(f"inputs    {', '.join(_describe(x) for x in inputs)}", file=out)
     print(f"outputs   {', '.join(_describe(x) for x in leaves)}", file=out)
     print(f"prepare   {prep * 1e3:.1f} ms", file=out)
     print(f"per call  {per_call * 1e6:.1f} us (median of {args.repeat})", file=out)
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
+    import torchexec
+
+    placement = torchexec.explain(args.program, executor=parse_executor_arg(args.executor))
+    if args.json:
+        print(json.dumps(placement.as_dict(), indent=2), file=out)
+        return 0
+    print(f"program   {args.program}", file=out)
+    print(f"executor  {args.executor}", file=out)
+    print(file=out)
+    print(placement, file=out)
+    print(file=out)
+    rows = [["PARTITION", "EXECUTOR", "NODES", "OPERATORS"]]
+    for part in placement.partitions:
+        ops = format_operator_counts(part.operators, limit=6)
+        rows.append([str(part.index), part.executor, str(part.nodes), ops])
+    print_table(rows, out)
     return 0
 
 
@@ -115,10 +144,27 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(func=_cmd_list)
     run = sub.add_parser("run", help="run a .pt2 archive on its stored sample inputs")
-    run.add_argument("program", help="path of a .pt2 archive written by torch.export.save")
-    run.add_argument("--executor", default="aten", help="executor name (default: aten)")
+    run.add_argument(
+        "program",
+        help="path of a .pt2 archive written by torch.export.save; under torchrun, {rank} in "
+        "the path is replaced by the rank",
+    )
+    run.add_argument(
+        "--executor",
+        default="aten",
+        help="executor name, or a priority list such as 'mine,aten' (default: aten)",
+    )
     run.add_argument("--repeat", type=int, default=20, help="timed calls (default: 20)")
     run.set_defaults(func=_cmd_run)
+    explain = sub.add_parser(
+        "explain", help="show which executor would run which operators, running nothing"
+    )
+    explain.add_argument("program", help="path of a .pt2 archive or ExportedProgram .json file")
+    explain.add_argument(
+        "--executor", required=True, help="executor name or priority list, e.g. 'mine,aten'"
+    )
+    explain.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    explain.set_defaults(func=_cmd_explain)
     demo = sub.add_parser("demo", help="export a small model and run it on every executor")
     demo.add_argument("--repeat", type=int, default=50, help="timed calls per executor")
     demo.set_defaults(func=_cmd_demo)

@@ -13,6 +13,7 @@ from torchexec_proxy._api import load_plan
 from torchexec_proxy._meta import CAPABILITIES, DESCRIPTION, NAME
 from torchexec_proxy._runner import ProxyRunner
 from torchexec_proxy.claims import supports_node
+from torchexec_proxy.collectives import bind_process_groups
 
 __all__ = ["ProxyExecutor"]
 
@@ -24,6 +25,7 @@ class ProxyExecutor:
         allowed_namespaces: operator namespaces allowed besides ``aten`` and ``prims``.
         custom_objs: TorchBind objects by the names the program gives them.
         allow_pickle: read ``.pt2`` payloads stored with Python pickle.
+        process_groups: process groups by the names the program's collectives use.
     """
 
     name = NAME
@@ -51,4 +53,5 @@ class ProxyExecutor:
             allowed_namespaces=tuple(opts.get("allowed_namespaces") or ()),
             allow_pickle=bool(opts.get("allow_pickle", False)),
         )
+        plan = bind_process_groups(plan, opts["process_groups"])
         return ProxyRunner(plan)

@@ -31,8 +31,10 @@ __all__ = [
     "resolve_target",
 ]
 
-DEFAULT_NAMESPACES: frozenset[str] = frozenset({"aten", "prims"})
-"""Operator namespaces allowed without asking."""
+DEFAULT_NAMESPACES: frozenset[str] = frozenset({"aten", "prims", "_c10d_functional"})
+"""Operator namespaces allowed without asking: ATen, prims, and the functional collectives
+(``_c10d_functional``), which run through torch.distributed on the process group the program
+names."""
 
 CALL_TORCHBIND = "torch.ops.higher_order.call_torchbind"
 """The serialized target of a TorchBind method call."""

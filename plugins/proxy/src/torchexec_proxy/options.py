@@ -37,8 +37,15 @@ OPTIONS: tuple[OptionSpec, ...] = (
         False,
         "read .pt2 payloads stored with Python pickle (can run arbitrary code: trusted files only)",
     ),
+    OptionSpec(
+        "process_groups",
+        (Mapping,),
+        MappingProxyType({}),
+        "process groups by the names the program's collectives use (for programs saved elsewhere)",
+    ),
 )
-"""``allowed_namespaces``, ``custom_objs`` and ``allow_pickle``, with their defaults."""
+"""``allowed_namespaces``, ``custom_objs``, ``allow_pickle`` and ``process_groups``, with their
+defaults."""
 
 
 def validate(executor: str, given: Mapping[str, object] | None) -> dict[str, object]:
@@ -68,11 +75,14 @@ def validate(executor: str, given: Mapping[str, object] | None) -> dict[str, obj
                 f"names such as 'my_ops', got {ns!r}."
             ) from None
     out["allowed_namespaces"] = tuple(namespaces)
-    objs = cast("Mapping[object, object]", out["custom_objs"])
-    for key in objs:
-        if not isinstance(key, str):
-            raise InvalidOptionsError(
-                f"Option 'custom_objs' of executor {executor!r} must map names (str) to "
-                f"TorchBind objects, got the key {key!r}."
-            )
+    for option, what in (
+        ("custom_objs", "TorchBind objects"),
+        ("process_groups", "process groups"),
+    ):
+        for key in cast("Mapping[object, object]", out[option]):
+            if not isinstance(key, str):
+                raise InvalidOptionsError(
+                    f"Option {option!r} of executor {executor!r} must map names (str) to "
+                    f"{what}, got the key {key!r}."
+                )
     return out

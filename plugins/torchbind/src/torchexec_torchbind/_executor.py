@@ -10,6 +10,7 @@ import torch
 from torchexec import OptionSpec, Program
 from torchexec_proxy import options as shared_options
 from torchexec_proxy.claims import supports_node
+from torchexec_proxy.collectives import bind_process_groups
 from torchexec_torchbind._engine import EngineRunner, build_engine
 from torchexec_torchbind._inputs import input_specs_from_document
 from torchexec_torchbind._library import load_library
@@ -56,6 +57,7 @@ class TorchbindExecutor:
             allowed_namespaces=extra,
             allow_pickle=bool(opts.get("allow_pickle", False)),
         )
+        plan = bind_process_groups(plan, opts["process_groups"])
         specs = input_specs_from_document(program.model_document())
         # The engine enforces the same allow-list as the loader.
         engine = build_engine(
