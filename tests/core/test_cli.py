@@ -69,14 +69,24 @@ def test_run_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert "No such program file: /nope/m.pt2" in capsys.readouterr().err
 
 
-def test_demo_as_a_user_runs_it() -> None:
+def test_demo_as_a_user_runs_it(tmp_path: Path) -> None:
+    import os
+
+    import torchexec
+
+    env = {**os.environ, "TORCHEXEC_CACHE_DIR": str(tmp_path)}  # compiling executors cache here
     out = subprocess.run(
-        [sys.executable, "-m", "torchexec._cli", "demo", "--repeat", "3"],
+        [sys.executable, "-m", "torchexec", "demo", "--repeat", "3"],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     lines = out.stdout.splitlines()
     assert lines[0].startswith("Exported DemoModel")
     aten = next(line for line in lines if line.startswith("aten "))
     assert "ok" in aten and "bit for bit" in aten and aten.rstrip().endswith("x")
+    for info in torchexec.list_executors():  # every installed executor agrees with aten
+        row = next(line for line in lines if line.startswith(info.name + " "))
+        bitwise = info.capabilities is not None and info.capabilities.bitwise
+        assert ("bit for bit" if bitwise else "within 1e-05") in row or "bit for bit" in row, row

@@ -9,6 +9,7 @@ from typing import TextIO
 import torch
 import torch.utils._pytree as pytree
 
+from torchexec._table import print_table
 from torchexec._timing import side_by_side
 
 __all__ = ["DemoModel", "run_demo"]
@@ -27,6 +28,10 @@ class DemoModel(torch.nn.Module):
         h = torch.nn.functional.gelu(self.fc1(x))
         out: torch.Tensor = self.norm(x + self.fc2(h)).softmax(-1)
         return out
+
+
+_RTOL = _ATOL = 1e-5
+"""How close an executor that is not bitwise must come to aten on the demo model (float32)."""
 
 
 def run_demo(out: TextIO, repeat: int = 50) -> int:
@@ -62,21 +67,25 @@ def run_demo(out: TextIO, repeat: int = 50) -> int:
         same = all(torch.equal(a, b) for a, b in pairs)
         with torch.no_grad():
             diff = max(float((a.double() - b.double()).abs().max()) for a, b in pairs)
-        failures += 0 if same else 1
+        bitwise = info.capabilities is None or info.capabilities.bitwise
+        # An executor with other kernels (bitwise=False) agrees within the demo's tolerance.
+        close = same or (
+            not bitwise and all(torch.allclose(a, b, rtol=_RTOL, atol=_ATOL) for a, b in pairs)
+        )
+        failures += 0 if close else 1
+        verdict = "bit for bit" if same else f"within {_ATOL:g}" if close else "NO"
         rows.append(
             [
                 info.name,
                 "ok",
-                "bit for bit" if same else "NO",
+                verdict,
                 f"{diff:.2e}",
                 f"{per_call * 1e6:.1f}",
                 f"{ratio:.2f}x",
             ]
         )
-    from torchexec._cli import _table
-
     print(
         "Times are per call; VS EAGER is measured side by side with the model's forward.", file=out
     )
-    _table(rows, out)
+    print_table(rows, out)
     return 1 if failures else 0
