@@ -22,7 +22,7 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy core/src plugins/*/src tests benchmarks
+	$(VENV)/bin/mypy core/src plugins/*/src tests benchmarks fuzzing
 
 docs: setup
 	$(VENV)/bin/sphinx-build -q -W --keep-going -b html docs docs/_build/html

@@ -7,8 +7,7 @@ Usage::
                                    [--atheris SECONDS] [--json benchmarks/results/fuzz_long.json]
 
 For each loader: ``--programs`` seeded mutants of the corpus (cases ``start .. start+N-1``, each
-reproducible alone with ``python -m tests.reliability.fuzz.worker --loader L --cases K
---human``), then ``--hypothesis`` more chosen by hypothesis. Cases run in worker subprocesses
+reproducible alone with ``python -m fuzzing.worker --loader L --cases K --human``), then ``--hypothesis`` more chosen by hypothesis. Cases run in worker subprocesses
 (``--jobs`` at a time), so crashes and hangs are counted and named. With ``--atheris`` and the
 ``atheris`` package installed, the JSON loaders are also fuzzed coverage-guided for that many
 seconds. Prints a table (programs per loader; accepted and agreed; rejected with
@@ -31,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # the harness lives in the test tree
+if str(REPO) not in sys.path:  # the fuzzing package lives at the repository root
     sys.path.insert(0, str(REPO))
 
-from tests.reliability.fuzz.cases import LOADERS  # noqa: E402
-from tests.reliability.fuzz.corpus import shared_corpus_dir  # noqa: E402
-from tests.reliability.fuzz.harness import (  # noqa: E402
+from fuzzing.cases import LOADERS  # noqa: E402
+from fuzzing.corpus import shared_corpus_dir  # noqa: E402
+from fuzzing.harness import (  # noqa: E402
     LoaderRun,
     run_hypothesis,
     run_loader,
@@ -66,7 +65,7 @@ def _atheris(seconds: int, corpus: Path) -> dict[str, Any]:
     cmd = [
         sys.executable,
         "-m",
-        "tests.reliability.fuzz.atheris_target",
+        "fuzzing.atheris_target",
         "--corpus",
         str(corpus),
         "--",

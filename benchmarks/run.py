@@ -30,39 +30,15 @@ from typing import Any
 import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
-import torchexec
-from torchexec._timing import side_by_side
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # for the benchmarks package (shared workloads)
+    sys.path.insert(0, str(REPO))
+
+import torchexec  # noqa: E402
+from benchmarks.programs import chain_program, large_program  # noqa: E402
+from torchexec._timing import side_by_side  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def chain_program(
-    n: int = 2000, size: int = 16
-) -> tuple[torch.fx.GraphModule, tuple[torch.Tensor]]:
-    """An ATen graph of ``n`` small elementwise nodes."""
-
-    def chain(x: torch.Tensor) -> torch.Tensor:
-        for i in range(n // 4):
-            x = torch.sin(x)
-            x = x * 0.5 if i % 2 else x + 0.25
-            x = torch.relu(x)
-            x = torch.neg(x)
-        return x
-
-    x = torch.randn(size)
-    return make_fx(chain)(x), (x,)
-
-
-def large_program() -> tuple[torch.fx.GraphModule, tuple[torch.Tensor, torch.Tensor]]:
-    """A compute-bound graph on 1024x1024 tensors."""
-
-    def f(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(a @ b)
-        h = torch.tanh(h @ b + a)
-        return (h * 0.5).softmax(-1)
-
-    args = (torch.randn(1024, 1024), torch.randn(1024, 1024))
-    return make_fx(f)(*args), args
 
 
 def _usable_executors(only: list[str] | None) -> list[str]:

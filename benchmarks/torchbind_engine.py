@@ -26,6 +26,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,36 +35,14 @@ from typing import Any, cast
 import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
-import torchexec
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # for the benchmarks package (shared workloads)
+    sys.path.insert(0, str(REPO))
+
+import torchexec  # noqa: E402
+from benchmarks.programs import chain_program, large_program, peak_bytes  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def chain_program(device: torch.device, n: int = 2000, size: int = 16) -> tuple[Any, torch.Tensor]:
-    """An ATen graph of ``n`` small elementwise nodes (the same chain as benchmarks/run.py)."""
-
-    def chain(x: torch.Tensor) -> torch.Tensor:
-        for i in range(n // 4):
-            x = torch.sin(x)
-            x = x * 0.5 if i % 2 else x + 0.25
-            x = torch.relu(x)
-            x = torch.neg(x)
-        return x
-
-    x = torch.randn(size, device=device)
-    return make_fx(chain)(x), x
-
-
-def large_program(device: torch.device) -> tuple[Any, tuple[torch.Tensor, torch.Tensor]]:
-    """A compute-bound graph on 1024x1024 tensors (the same graph as benchmarks/run.py)."""
-
-    def f(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(a @ b)
-        h = torch.tanh(h @ b + a)
-        return (h * 0.5).softmax(-1)
-
-    args = (torch.randn(1024, 1024, device=device), torch.randn(1024, 1024, device=device))
-    return make_fx(f)(*args), args
 
 
 def big_chain_program(device: torch.device) -> tuple[Any, torch.Tensor]:
@@ -117,27 +96,6 @@ def side_by_side(
     }
 
 
-def peak_bytes(fn: Callable[[], object], device: torch.device) -> int:
-    """Peak bytes allocated while ``fn`` runs, above what was live before."""
-    if device.type == "cuda":
-        _sync(device)
-        start = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        fn()
-        _sync(device)
-        return int(torch.cuda.max_memory_allocated(device) - start)
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    with torch.profiler.profile(activities=activities, profile_memory=True) as prof:
-        fn()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    events.sort(key=lambda e: e.start_ns())
-    live = peak = 0
-    for e in events:
-        live += e.nbytes()
-        peak = max(peak, live)
-    return peak
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -158,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
     }
 
-    gm, x = chain_program(device)
+    gm, (x,) = chain_program(device=device)
     nodes = sum(1 for n in gm.graph.nodes if n.op == "call_function")
     t0 = time.perf_counter()
     run = torchexec.prepare(gm, x, executor="torchbind")

@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import torchexec
 from torchexec.testing import InputSpec, compare_outputs, input_specs, make_input, programs
-from torchexec.testing._ir import reproduction
+from torchexec.testing._contributed import contributed_ops
+from torchexec.testing._ir import Call, ProgramIR, Ref, map_refs, reproduction
 from torchexec.testing._values import tensor_literal
 from torchexec.testing.catalog import CATALOG, GROUPS, by_name, select
-from torchexec.testing.compare import Tolerances
+from torchexec.testing.compare import Tolerances, same_bits
 from torchexec.testing.runner import Case, Checker
 from torchexec.testing.skips import SkipList, SkipsFileError, id_matches
 from torchexec.testing.strategies import Builder, GenerationConfig
@@ -79,16 +80,6 @@ def test_input_specs_strategy(spec: InputSpec) -> None:
         assert x.is_contiguous()
 
 
-def test_public_names_load_lazily() -> None:
-    import torchexec.testing as kit
-
-    assert sorted(kit.__all__) == kit.__all__
-    for name in kit.__all__:
-        assert getattr(kit, name) is not None
-    with pytest.raises(AttributeError, match="nope"):
-        kit.nope  # type: ignore[attr-defined]  # noqa: B018
-
-
 # --- comparison ------------------------------------------------------------------------------
 
 
@@ -104,6 +95,17 @@ def test_bitwise_comparison() -> None:
     assert "dtype" in compare_outputs([x.double()], [x]).reason
     assert "shape" in compare_outputs([x[:2]], [x]).reason
     assert "2 outputs, expected 1" in compare_outputs([x, x], [x]).reason
+
+
+def test_same_bits() -> None:
+    x = torch.tensor([1.0, math.nan, -math.inf])
+    assert same_bits(x, x.clone())
+    assert not same_bits(torch.tensor([0.0]), torch.tensor([-0.0]))
+    assert not same_bits(x, torch.nextafter(x, torch.tensor(0.0)))
+    grid = torch.arange(6.0).reshape(2, 3)
+    assert same_bits(grid.t(), grid.t().contiguous())
+    assert same_bits(torch.tensor([True, False]), torch.tensor([True, False]))
+    assert not same_bits(torch.tensor([True]), torch.tensor([False]))
 
 
 def test_tolerance_comparison() -> None:
@@ -242,6 +244,62 @@ def test_minimised_programs_run(data: st.DataObject) -> None:
 
 
 # --- runner ----------------------------------------------------------------------------------
+
+
+def test_reproduction_runs_the_setup_lines_the_specs_carry() -> None:
+    """A reproduction gets its imports from the data of the operators and objects it calls."""
+    setup = ("import math", "SETUP_RAN = math.pi > 3")
+    neg = Call("v0", "mine.neg", torch.ops.aten.neg.default, (Ref("x0"),), setup=setup)
+    ir = ProgramIR(inputs=[InputSpec((3,), torch.float32)], calls=[neg], outputs=[Ref("v0")])
+    code = reproduction(ir, "aten", "aten", exact=True)
+    assert code.index("import math") < code.index("SETUP_RAN") < code.index("class Program")
+    scope: dict[str, object] = {}
+    exec(compile(code, "reproduction", "exec"), scope)
+    assert scope["SETUP_RAN"] is True
+    assert "import math" not in reproduction(
+        ProgramIR(inputs=ir.inputs), "aten", "aten", exact=True
+    )
+
+
+def test_map_refs_reaches_every_ref() -> None:
+    value = (Ref("x0"), [Ref("v1", 0), 2, (Ref("c0"),)], {"alpha": Ref("x1")}, "x2")
+    assert map_refs(value, lambda r: r.code()) == (
+        "x0",
+        ["v1[0]", 2, ("c0",)],
+        {"alpha": "x1"},
+        "x2",
+    )
+    call = Call("v2", "aten.add.Tensor", torch.ops.aten.add.Tensor, (Ref("x0"), Ref("v1", 1)),
+                {"alpha": Ref("x1")})  # fmt: skip
+    assert call.refs() == [Ref("x0"), Ref("v1", 1), Ref("x1")]
+    renamed = call.with_refs(lambda r: Ref(r.name.upper(), r.index), name="v0")
+    assert (renamed.name, renamed.args, renamed.kwargs) == (
+        "v0", (Ref("X0"), Ref("V1", 1)), {"alpha": Ref("X1")}
+    )  # fmt: skip
+
+
+@FEW
+@given(st.data())
+def test_contributed_torchbind_ops_describe_themselves(data: st.DataObject) -> None:
+    """torchexec-torchbind's operators reach the kit through the hook, with their setup lines,
+    and its Accumulator is marked stateful (so a call on it is never isolated)."""
+    pytest.importorskip("torchexec_torchbind.conformance")
+    ops = {op.name: op for op in contributed_ops()}
+    assert set(ops) == {
+        "torchexec_testing.Scale.apply",
+        "torchexec_testing.Scale.get_weight",
+        "torchexec_testing.Accumulator.add",
+        "torchexec_testing.scale_add.default",
+    }
+    assert {op.setup for op in ops.values()} == {
+        ("import torchexec_torchbind.testing", "torchexec_torchbind.testing.load()")
+    }
+    b = Builder(data.draw, GenerationConfig(dtypes=(torch.float32,), constant_ratio=0))
+    assume(b.call(ops["torchexec_testing.Accumulator.add"]) is not None)
+    assert [o.stateful for o in b.ir.objects] == [True] and b.ir.stateful
+    assert b.ir.isolated(0, b.ir.evaluate()) is None
+    assume(b.call(ops["torchexec_testing.Scale.apply"]) is not None)
+    assert b.ir.objects[-1].stateful is False
 
 
 def test_checker_on_aten() -> None:

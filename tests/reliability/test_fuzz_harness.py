@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from .fuzz.cases import check_engine_plan, check_ep_json, check_extern, check_pt2, encoded_plan
-from .fuzz.chooser import RandomChooser, seed_for
-from .fuzz.corpus import Corpus, load, shared_corpus_dir
-from .fuzz.harness import LoaderRun, run_cases, summary_table
-from .fuzz.jsonmut import Mutant, mutate_document
-from .fuzz.outcome import RunResult, classify
-from .fuzz.planmut import PlanMutant, mutate_plan
-from .fuzz.planref import run_plan
-from .fuzz.reference import RefResult, compare, ep_json_reference, pt2_reference
-from .fuzz.skeleton import same_program
-from .fuzz.zipmut import mutate_archive
+from fuzzing.cases import check_engine_plan, check_ep_json, check_extern, check_pt2, encoded_plan
+from fuzzing.chooser import RandomChooser, seed_for
+from fuzzing.corpus import Corpus, load, shared_corpus_dir
+from fuzzing.harness import LoaderRun, run_cases, summary_table
+from fuzzing.jsonmut import Mutant, mutate_document
+from fuzzing.outcome import RunResult, classify
+from fuzzing.planmut import PlanMutant, mutate_plan
+from fuzzing.planref import run_plan
+from fuzzing.reference import RefResult, compare, ep_json_reference, pt2_reference
+from fuzzing.skeleton import same_program
+from fuzzing.zipmut import mutate_archive
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def test_outcome_rules() -> None:
 
 
 def test_summary_table_counts_each_outcome(corpus: Corpus) -> None:
-    from .fuzz.outcome import Outcome
+    from fuzzing.outcome import Outcome
 
     outcomes = [
         Outcome("ep_json", i, "p", o)

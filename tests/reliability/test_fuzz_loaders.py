@@ -5,7 +5,7 @@ Four loaders, each fed 2,000 seeded mutants of a small corpus of valid programs 
 chosen by hypothesis, which shrinks any counterexample): ExportedProgram JSON and ``.pt2``
 archives (the ``proxy`` executor), AOTInductor extern-kernel JSON (``ExternKernelProxy``) and
 the torchbind engine's encoded plan. Cases run in worker subprocesses, so a crash or a hang is
-counted and named (see ``tests/reliability/fuzz``). ``benchmarks/fuzz_long.py`` runs more.
+counted and named (see ``fuzzing/``). ``benchmarks/fuzz_long.py`` runs more.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from .fuzz.cases import LOADERS
-from .fuzz.corpus import shared_corpus_dir
-from .fuzz.harness import LoaderRun, run_hypothesis, run_loader, summary_table
-from .fuzz.outcome import Outcome
+from fuzzing.cases import LOADERS
+from fuzzing.corpus import shared_corpus_dir
+from fuzzing.harness import LoaderRun, run_hypothesis, run_loader, summary_table
+from fuzzing.outcome import Outcome
 
 CI_CASES = 2000
 """Seeded mutants per loader in CI (``benchmarks/fuzz_long.py --programs N`` runs more)."""
@@ -37,7 +37,7 @@ def _explain(bad: list[Outcome]) -> str:
         lines.append(
             f"- {o.loader} case {o.case} ({o.program}): {o.outcome} in {o.phase or '?'}: "
             f"{o.detail}\n  mutation: {'; '.join(o.mutation) or '?'}\n  reproduce: "
-            f".venv/bin/python -m tests.reliability.fuzz.worker --loader {o.loader} "
+            f".venv/bin/python -m fuzzing.worker --loader {o.loader} "
             f"--cases {o.case} --human"
         )
     return "\n".join(lines)

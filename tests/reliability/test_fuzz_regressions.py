@@ -18,10 +18,9 @@ import pytest
 import torch
 
 import torchexec
+from fuzzing.externs import A, _arg, _node, _opt, _t, extern_json
 from torchexec import ProgramError
 from torchexec_proxy import ExternKernelProxy, ProxyRunner, load_plan_from_json
-
-from .fuzz.externs import A, _arg, _node, _opt, _t, extern_json
 
 
 class Tiny(torch.nn.Module):

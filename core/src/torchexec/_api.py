@@ -16,7 +16,8 @@ from torchexec._cache import CacheInfo, LRUCache, freeze
 from torchexec._choice import ExecutorChoice, choice_key, executor_label, executor_names
 from torchexec._cuda_graphs import CudaGraphs, cuda_graphs_mode
 from torchexec._errors import ExecutorError, InputMismatchError, TorchexecError
-from torchexec._executor import Executor, Runner
+from torchexec._executor import Runner
+from torchexec._invoke import call_prepare
 from torchexec._placement import Placement
 from torchexec._program import Program, normalize
 from torchexec._registry import REGISTRY
@@ -314,27 +315,6 @@ def _prepare_single(
 
         check_claims(program, executor, impl, options)
     return call_prepare(impl, executor, program, options)
-
-
-def call_prepare(
-    impl: Executor, executor: str, program: Program, options: Mapping[str, object]
-) -> Runner:
-    """``impl.prepare(program, options)``, with foreign errors wrapped in ``ExecutorError``."""
-    try:
-        runner = impl.prepare(program, options)
-    except TorchexecError:
-        raise
-    except Exception as exc:
-        raise ExecutorError(
-            f"executor {executor!r} ({REGISTRY.distribution_of(executor)}) failed to prepare "
-            f"{program.name!r}: {type(exc).__name__}: {exc}"
-        ) from exc
-    if not callable(runner):
-        raise ExecutorError(
-            f"executor {executor!r} ({REGISTRY.distribution_of(executor)}) returned "
-            f"{type(runner).__name__} from prepare(), which is not callable"
-        )
-    return runner
 
 
 def prepare(

@@ -19,6 +19,7 @@ from torch.fx.passes.operator_support import OperatorSupportBase
 from torchexec._choice import options_for
 from torchexec._errors import ExecutorError, ProgramError, UnsupportedOperatorError
 from torchexec._executor import Executor, Runner
+from torchexec._invoke import call_prepare
 from torchexec._placement import (
     PartitionInfo,
     Placement,
@@ -221,8 +222,6 @@ def prepare_partitioned(
     executor_parameters: Mapping[str, object] | None,
 ) -> tuple[Runner, Placement]:
     """Prepare ``program`` on the priority list ``names``; the runner runs every partition."""
-    from torchexec._api import call_prepare
-
     claimants = _claimants(names, executor_parameters)
     impls = {name: impl for name, impl, _ in claimants}
     options = {name: opts for name, _, opts in claimants}

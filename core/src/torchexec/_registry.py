@@ -155,6 +155,7 @@ class Registry:
         self.group = group
         self._lock = threading.RLock()
         self._entries: dict[str, list[_Entry]] | None = None
+        self._hooks: builtins.list[tuple[str, pluggy.HookRelay]] = []
         self.generation = 0
         """Bumped on every change, so that caches keyed by it never serve a replaced executor."""
 
@@ -164,6 +165,7 @@ class Registry:
         with self._lock:
             if self._entries is None:
                 self._entries = {}
+                self._hooks = []
                 for ep in importlib_metadata.entry_points(group=self.group):
                     self._load_entry_point(ep)
             return self._entries
@@ -208,6 +210,7 @@ class Registry:
         except Exception as exc:
             broken(f"plugin hooks are invalid: {_describe(exc)}", exc)
             return
+        self._hooks.append((dist_name, pm.hook))
         impls = pm.hook.torchexec_register_executors.get_hookimpls()
         if not impls:
             broken(
@@ -295,6 +298,13 @@ class Registry:
                 )
             entry.executor = executor
             return executor
+
+    def plugin_hooks(self) -> builtins.list[tuple[str, pluggy.HookRelay]]:
+        """``(distribution, hooks)`` of every plugin module found, in discovery order; the
+        conformance kit calls ``torchexec_conformance_ops`` through these."""
+        self._ensure()
+        with self._lock:
+            return list(self._hooks)
 
     def distribution_of(self, name: str) -> str:
         """The distribution that provides ``name`` (for error messages)."""

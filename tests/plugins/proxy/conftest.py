@@ -13,13 +13,9 @@ import torch
 import torch.utils._pytree as pytree
 
 import torchexec
+from torchexec.testing.compare import same_bits
 
 Compare = Callable[[Any, Any], None]
-
-
-def _bits(t: torch.Tensor) -> torch.Tensor:
-    flat = t.detach().contiguous().reshape(-1)
-    return flat.view(torch.uint8) if flat.dtype != torch.bool else flat
 
 
 def assert_bitwise(expected: Any, actual: Any) -> None:
@@ -34,7 +30,7 @@ def assert_bitwise(expected: Any, actual: Any) -> None:
             assert a.shape == e.shape, f"output {i}: shape {a.shape} != {e.shape}"
             if e.is_floating_point() or e.is_complex():
                 assert torch.equal(a.isnan(), e.isnan()), f"output {i}: NaN positions differ"
-            assert torch.equal(_bits(a), _bits(e)), f"output {i}: values differ"
+            assert same_bits(a, e), f"output {i}: values differ"
         else:
             assert type(a) is type(e) and a == e, f"output {i}: {a!r} != {e!r}"
 

@@ -9,22 +9,53 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from hypothesis import strategies as st
 
-from torchexec.testing._ir import Call, ObjectSpec, ProgramIR, Ref
+from torchexec.testing._ir import Call, ObjectSpec, ProgramIR, Ref, map_refs
 from torchexec.testing._values import ALL_DTYPES, FLOAT_DTYPES, InputSpec, Layout, make_input
 
-if TYPE_CHECKING:
-    from torchexec.testing.catalog import OpSpec
-
-__all__ = ["Builder", "GenerationConfig", "Rejected"]
+__all__ = ["Args", "Builder", "GenerationConfig", "OpSpec", "Rejected", "Rule"]
 
 Shape = tuple[int, ...]
+
+Args = tuple[Sequence[Any], Mapping[str, Any]]
+"""What a rule returns: positional and keyword arguments, with ``Ref`` for program values."""
+
+Rule = Callable[["Builder"], Args]
+"""Draws the arguments of one call from a :class:`Builder`."""
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """An operator generated programs call, and the rule that draws valid arguments for it.
+
+    Attributes:
+        target: what the generated FX node calls (``torch.ops.aten.add.Tensor``, or
+            ``torch.ops.higher_order.call_torchbind`` for a TorchBind method).
+        rule: draws valid arguments (shapes, dtypes, dims, scalars) from the builder.
+        group: the family (``unary``, ``binary``, ``comparison``, ``reduction``, ``matmul``,
+            ``view``, ``multi-output``, ``indexing``, ``normalization``, ``convolution``, ``cast``,
+            ``creation``; ``torchbind`` for operators a plugin contributes).
+        name: the catalog name; defaults to the overload's name (``aten.add.Tensor``).
+        setup: Python lines a reproduction script runs before calling the operator (importing
+            and loading the library that defines it); empty for ATen operators.
+    """
+
+    target: Callable[..., Any]
+    rule: Rule
+    group: str
+    name: str = ""
+    setup: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", str(self.target))
+
 
 # Shrinking moves towards the first entries.
 _DIM_SIZES = (2, 3, 1, 4, 5, 0, 2, 3)
@@ -276,11 +307,12 @@ class Builder:
             self.rejected[op.name] = self.rejected.get(op.name, 0) + 1
             return None
         name = f"v{len(self.ir.calls)}"
-        call = Call(name, op.name, op.target, tuple(args), dict(kwargs))
+        call = Call(name, op.name, op.target, tuple(args), dict(kwargs), setup=op.setup)
         try:
             with warnings.catch_warnings():  # the kernel's warnings are not the kit's business
                 warnings.simplefilter("ignore")
-                result = op.target(*self._resolve(call.args), **self._resolve(dict(call.kwargs)))
+                result = op.target(*map_refs(call.args, self.example),
+                                   **map_refs(call.kwargs, self.example))  # fmt: skip
         except Exception:
             self.rejected[op.name] = self.rejected.get(op.name, 0) + 1
             return None
@@ -291,21 +323,10 @@ class Builder:
             self.rejected[op.name] = self.rejected.get(op.name, 0) + 1
             return None
         if isinstance(result, (tuple, list)):
-            call = Call(name, op.name, op.target, call.args, call.kwargs, n_outputs=len(outs))
+            call = replace(call, n_outputs=len(outs))
         self.ir.calls.append(call)
         self.examples[name] = result
         refs = call.results()
         for r, t in zip(refs, outs, strict=True):
             self.pool.append((r, t))
         return refs
-
-    def _resolve(self, a: Any) -> Any:
-        if isinstance(a, Ref):
-            return self.example(a)
-        if isinstance(a, list):
-            return [self._resolve(x) for x in a]
-        if isinstance(a, tuple):
-            return tuple(self._resolve(x) for x in a)
-        if isinstance(a, dict):
-            return {k: self._resolve(v) for k, v in a.items()}
-        return a

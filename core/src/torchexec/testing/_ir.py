@@ -25,7 +25,7 @@ from torchexec.testing._values import (
     tensor_literal,
 )
 
-__all__ = ["Call", "ObjectSpec", "ProgramIR", "Ref", "render_value"]
+__all__ = ["Call", "ObjectSpec", "ProgramIR", "Ref", "map_refs", "render_value"]
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,41 @@ class Ref:
         return self.name if self.index is None else f"{self.name}[{self.index}]"
 
 
+def map_refs(value: Any, fn: Callable[[Ref], Any]) -> Any:
+    """``value`` with every :class:`Ref` inside it (through lists, tuples and dicts) replaced
+    by ``fn(ref)``; everything else is kept as it is.
+
+    >>> map_refs((Ref("x0"), [Ref("v1", 0), 2], {"alpha": Ref("c0")}), lambda r: r.name)
+    ('x0', ['v1', 2], {'alpha': 'c0'})
+    """
+    if isinstance(value, Ref):
+        return fn(value)
+    if isinstance(value, list):
+        return [map_refs(x, fn) for x in value]
+    if isinstance(value, tuple):
+        return tuple(map_refs(x, fn) for x in value)
+    if isinstance(value, Mapping):
+        return {k: map_refs(v, fn) for k, v in value.items()}
+    return value
+
+
 @dataclass(frozen=True)
 class ObjectSpec:
-    """A TorchBind object the program holds: ``torch.classes.<qualname>(*init)``."""
+    """A TorchBind object the program holds: ``torch.classes.<qualname>(*init)``.
+
+    Attributes:
+        qualname: ``namespace.Class`` of the TorchBind class.
+        init: the constructor's arguments.
+        stateful: whether calling its methods changes the object (a running total); such an
+            object is made fresh for every run, and a call on it is never cut out of its program.
+        setup: Python lines a reproduction script runs before making the object (importing and
+            loading the library that defines the class).
+    """
 
     qualname: str
     init: tuple[Any, ...]
+    stateful: bool = False
+    setup: tuple[str, ...] = ()
 
     def make(self) -> Any:
         """A fresh object (stateful objects must not be shared between runs)."""
@@ -71,6 +100,7 @@ class Call:
         target: what the FX node calls.
         args, kwargs: the arguments.
         n_outputs: ``None`` for a single tensor, else the number of tensors returned.
+        setup: Python lines a reproduction runs first (from the operator's ``OpSpec``).
     """
 
     name: str
@@ -79,21 +109,22 @@ class Call:
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     n_outputs: int | None = None
+    setup: tuple[str, ...] = ()
 
     def refs(self) -> list[Ref]:
         """The program values this call reads."""
         out: list[Ref] = []
-
-        def visit(a: object) -> None:
-            if isinstance(a, Ref):
-                out.append(a)
-            elif isinstance(a, (list, tuple)):
-                for x in a:
-                    visit(x)
-
-        visit(self.args)
-        visit(list(self.kwargs.values()))
+        map_refs((self.args, self.kwargs), out.append)
         return out
+
+    def with_refs(self, fn: Callable[[Ref], Any], name: str | None = None) -> Call:
+        """This call with every argument ``Ref`` replaced by ``fn(ref)`` (and renamed)."""
+        return replace(
+            self,
+            name=self.name if name is None else name,
+            args=map_refs(self.args, fn),
+            kwargs=map_refs(self.kwargs, fn),
+        )
 
     def results(self) -> list[Ref]:
         """The values this call produces."""
@@ -153,7 +184,11 @@ class ProgramIR:
     @property
     def stateful(self) -> bool:
         """Whether running the program changes an object it holds."""
-        return any(o.qualname.endswith("Accumulator") for o in self.objects)
+        return any(o.stateful for o in self.objects)
+
+    def object_of(self, ref: Ref) -> ObjectSpec:
+        """The object ``ref`` (``o3``) names."""
+        return self.objects[int(ref.name[1:])]
 
     def call_of(self, ref: Ref) -> Call | None:
         """The call that produces ``ref`` (``None`` for inputs, constants and objects)."""
@@ -183,19 +218,13 @@ class ProgramIR:
         for i, o in enumerate(self.objects):
             env[f"o{i}"] = o.make()
 
-        def value(a: Any) -> Any:
-            if isinstance(a, Ref):
-                v = env[a.name]
-                return v if a.index is None else v[a.index]
-            if isinstance(a, list):
-                return [value(x) for x in a]
-            if isinstance(a, tuple):
-                return tuple(value(x) for x in a)
-            return a
+        def value(ref: Ref) -> Any:
+            v = env[ref.name]
+            return v if ref.index is None else v[ref.index]
 
         with torch.no_grad():
             for c in self.calls:
-                env[c.name] = c.target(*value(c.args), **{k: value(v) for k, v in c.kwargs.items()})
+                env[c.name] = c.target(*map_refs(c.args, value), **map_refs(c.kwargs, value))
         return env
 
     def sliced(self, k: int) -> ProgramIR:
@@ -213,30 +242,21 @@ class ProgramIR:
         ``None`` when the call reads a stateful object (its state depends on earlier calls).
         """
         call = self.calls[k]
-        if any(r.name.startswith("o") and self.objects[int(r.name[1:])].qualname.endswith(
-            "Accumulator") for r in call.refs()):  # fmt: skip
+        if any(self.object_of(r).stateful for r in call.refs() if r.name.startswith("o")):
             return None
         out = ProgramIR(objects=list(self.objects))
         names: dict[Ref, Ref] = {}
 
-        def lift(a: Any) -> Any:
-            if isinstance(a, Ref):
-                if a.name.startswith("o"):
-                    return a
-                if a not in names:
-                    v = env[a.name] if a.index is None else env[a.name][a.index]
-                    names[a] = Ref(f"x{len(out.inputs)}")
-                    out.inputs.append(InputSpec.of(v))
-                return names[a]
-            if isinstance(a, list):
-                return [lift(x) for x in a]
-            if isinstance(a, tuple):
-                return tuple(lift(x) for x in a)
-            return a
+        def lift(ref: Ref) -> Ref:
+            if ref.name.startswith("o"):
+                return ref
+            if ref not in names:
+                v = env[ref.name] if ref.index is None else env[ref.name][ref.index]
+                names[ref] = Ref(f"x{len(out.inputs)}")
+                out.inputs.append(InputSpec.of(v))
+            return names[ref]
 
-        args = lift(call.args)
-        kwargs = {key: lift(v) for key, v in call.kwargs.items()}
-        new = Call("v0", call.op, call.target, args, kwargs, call.n_outputs)
+        new = call.with_refs(lift, name="v0")
         out.calls = [new]
         out.outputs = new.results()
         return _compact(out, out.calls, out.outputs)
@@ -266,18 +286,9 @@ class ProgramIR:
                 items[key] = graph.call_function(operator.getitem, (env[ref.name], ref.index))
             return items[key]
 
-        def convert(a: Any) -> Any:
-            if isinstance(a, Ref):
-                return lookup(a)
-            if isinstance(a, list):
-                return [convert(x) for x in a]
-            if isinstance(a, tuple):
-                return tuple(convert(x) for x in a)
-            return a
-
         for c in self.calls:
             env[c.name] = graph.call_function(
-                c.target, convert(c.args), {k: convert(v) for k, v in c.kwargs.items()}
+                c.target, map_refs(c.args, lookup), map_refs(c.kwargs, lookup)
             )
         graph.output(tuple(lookup(r) for r in self.outputs))
         return torch.fx.GraphModule(root, graph, class_name="GeneratedProgram")
@@ -333,20 +344,10 @@ def _compact(ir: ProgramIR, calls: list[Call], outputs: list[Ref]) -> ProgramIR:
     for n, c in enumerate(calls):
         rename[c.name] = f"v{n}"
 
-    def fix(a: Any) -> Any:
-        if isinstance(a, Ref):
-            return Ref(rename[a.name], a.index)
-        if isinstance(a, list):
-            return [fix(x) for x in a]
-        if isinstance(a, tuple):
-            return tuple(fix(x) for x in a)
-        return a
+    def fix(ref: Ref) -> Ref:
+        return Ref(rename[ref.name], ref.index)
 
-    out.calls = [
-        Call(rename[c.name], c.op, c.target, fix(c.args), {k: fix(v) for k, v in c.kwargs.items()},
-             c.n_outputs)
-        for c in calls
-    ]  # fmt: skip
+    out.calls = [c.with_refs(fix, name=rename[c.name]) for c in calls]
     out.outputs = [fix(r) for r in outputs]
     return out
 
@@ -378,8 +379,10 @@ def reproduction(
     imports = ["import torch", "", "import torchexec"]
     if any(_input_code(s, 512).startswith("torchexec.testing") for s in ir.inputs):
         imports.append("import torchexec.testing")
-    if ir.objects:
-        imports += ["import torchexec_torchbind.testing", "", "torchexec_torchbind.testing.load()"]
+    setup = [*(line for o in ir.objects for line in o.setup),
+             *(line for c in ir.calls for line in c.setup)]  # fmt: skip
+    if setup:
+        imports += ["", *dict.fromkeys(setup)]
     tol = "rtol=0, atol=0" if exact else f"rtol={rtol!r}, atol={atol!r}"
     body = [
         *(f"# {h}" for h in header),

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import random
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,13 +11,14 @@ import torch
 
 import torchexec
 from torchexec.testing import contract
+from torchexec.testing._quiet import quiet
 from torchexec.testing.catalog import CATALOG
 from torchexec.testing.compare import Tolerances
 from torchexec.testing.report import ExecutorReport, Failure, Report
 from torchexec.testing.runner import Case, Checker, Outcome, ReferenceFailure
 from torchexec.testing.skips import SkipEntry, SkipList
 
-__all__ = ["PROFILES", "Kit", "KitOptions", "Profile", "quiet"]
+__all__ = ["PROFILES", "Kit", "KitOptions", "Profile"]
 
 
 @dataclass(frozen=True)
@@ -76,20 +74,6 @@ class KitOptions:
     skips: list[Path] = field(default_factory=list)
     tolerances: Path | None = None
     executor_options: dict[str, dict[str, object]] = field(default_factory=dict)
-
-
-@contextmanager
-def quiet() -> Iterator[None]:
-    """Silence Python warnings and torch's trace logging while running thousands of programs."""
-    trace = logging.getLogger("torch.__trace")
-    was = trace.disabled
-    trace.disabled = True
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        trace.disabled = was
 
 
 def _hypothesis_settings(profile: str, p: Profile) -> None:
@@ -200,7 +184,7 @@ class Kit:
         """Add a failure to its executor's section."""
         self.report.executor(failure.executor).failures.append(failure)
 
-    # --- tiers ------------------------------------------------------------------------------
+    # --- tiers (the generated, torchbind and opinfo tiers are in _programs and _opinfo_tier) --
 
     def run_contract(self, executor: str, which: str) -> str | None:
         """Run one contract check; returns the skips reason if it is a listed failure."""
@@ -222,22 +206,6 @@ class Kit:
             raise
         self.report.executor(executor).contract[which] = "passed"
         return None
-
-    def run_programs(self, tier: str) -> None:
-        """The generated (or torchbind) tier: hypothesis programs on every executor."""
-        __tracebackhide__ = True  # pytest shows the failure, not the kit
-        from torchexec.testing._programs import run_program_tier
-
-        self.tiers_run.add(tier)
-        run_program_tier(self, tier)
-
-    def run_opinfo(self, name: str) -> None:
-        """One OpInfo's samples on every executor."""
-        __tracebackhide__ = True  # pytest shows the failure, not the kit
-        from torchexec.testing._opinfo_tier import run_opinfo
-
-        self.tiers_run.add("opinfo")
-        run_opinfo(self, name)
 
     def reference_or_none(self, case: Case) -> list[list[object]] | None:
         """The reference results, or ``None`` (counted as a warning) if the reference fails."""

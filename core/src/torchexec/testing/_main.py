@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TEMP_REPORT_ENV", "cli", "main"]
+from torchexec.testing._env import TEMP_REPORT_ENV
 
-TEMP_REPORT_ENV = "TORCHEXEC_CONFORMANCE_TEMPORARY_REPORT"
+__all__ = ["cli", "main"]
 
 
 def _report_arg(argv: list[str]) -> Path | None:

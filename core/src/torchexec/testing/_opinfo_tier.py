@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from torchexec.testing import opinfo
 from torchexec.testing._programs import ConformanceFailure
+from torchexec.testing._quiet import quiet
 from torchexec.testing.compare import compare_outputs
-from torchexec.testing.report import Failure
 from torchexec.testing.runner import Case
 
 if TYPE_CHECKING:
@@ -15,9 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = ["run_opinfo"]
 
-
-def _agrees(a: list[list[object]], b: list[list[object]]) -> bool:
-    return all(compare_outputs(x, y).ok for x, y in zip(a, b, strict=True))
+Results = list[list[object]]
 
 
 def run_opinfo(kit: Kit, name: str) -> None:
@@ -32,77 +30,88 @@ def run_opinfo(kit: Kit, name: str) -> None:
         ConformanceFailure: listing every sample an executor failed (not xfailed).
     """
     __tracebackhide__ = True  # pytest shows the failure, not the kit
-    from torchexec.testing._kit import quiet
-
+    kit.tiers_run.add("opinfo")
     counts = kit.report.opinfo
     messages: list[str] = []
     traced_any = False
     with quiet():
-        for s in opinfo.samples(name, kit.opinfo_samples):
+        for sample in opinfo.samples(name, kit.opinfo_samples):
             counts["samples"] += 1
-            kit.known_ids.update(f"{e}::opinfo::{s.case_id}" for e in kit.executors)
-            if s.graph_module is None:
-                counts["not_traced"] += 1
-                kit.report.opinfo_skipped[s.case_id] = s.error[:200]
-                continue
-            counts["traced"] += 1
-            traced_any = True
-            try:
-                case = Case.of(s.graph_module, s.make_inputs, case_id=s.case_id, tier="opinfo")
-            except Exception as exc:
-                counts["not_exported"] += 1
-                kit.report.opinfo_skipped[s.case_id] = f"normalize: {exc}".splitlines()[0][:200]
-                continue
-            counts["exported"] += 1
-            index = s.index
-
-            def repro(executor: str, _cmp: object, index: int = index) -> str:
-                return opinfo.reproduction(
-                    name, index, executor, kit.reference, exact=kit.checker.bitwise(executor)
-                )
-
-            case.reproduction = repro
-            expected = kit.reference_or_none(case)
-            if expected is None:
-                counts["reference_failed"] += 1
-                kit.report.opinfo_skipped[s.case_id] = "the reference raised"
-                continue
-            again = kit.reference_or_none(case)
-            if again is None or not _agrees(again, expected):
-                counts["nondeterministic"] += 1
-                kit.report.opinfo_skipped[s.case_id] = "the reference disagrees with itself"
+            kit.known_ids.update(f"{e}::opinfo::{sample.case_id}" for e in kit.executors)
+            traced_any = traced_any or sample.graph_module is not None
+            runnable = _runnable_case(kit, name, sample)
+            if runnable is None:
                 continue
             counts["run"] += 1
+            case, expected = runnable
             for executor in kit.executors:
-                o = kit.checker.check(case, executor, expected)
-                section = kit.report.executor(executor)
-                section.opinfo.run += 1
-                attr = "agreed" if o.status == "passed" else o.status
-                setattr(section.opinfo, attr, getattr(section.opinfo, attr) + 1)
-                if o.skip is not None:
-                    section.xfails[(o.skip.prefix, o.skip.reason, o.skip.source)] += 1
-                if o.failed:
-                    cmp = o.comparison
-                    code = repro(executor, cmp)
-                    kit.add_failure(
-                        Failure(
-                            id=f"{executor}::opinfo::{s.case_id}",
-                            executor=executor,
-                            tier="opinfo",
-                            status=o.status,
-                            operator=name,
-                            message=o.message,
-                            max_abs_error=cmp.max_abs if cmp is not None else None,
-                            max_rel_error=cmp.max_rel if cmp is not None else None,
-                            operators=list(case.operators),
-                            reproduction=code,
-                        )
-                    )
-                    messages.append(
-                        f"{executor}::opinfo::{s.case_id} {o.status}: {o.message}\n"
-                        f"aten operators: {', '.join(case.operators)}\nreproduction:\n{code}"
-                    )
+                message = _check_on(kit, name, case, expected, executor)
+                if message is not None:
+                    messages.append(message)
     if traced_any:
         counts["opinfos"] += 1
     if messages:
         raise ConformanceFailure("\n\n".join(messages))
+
+
+def _runnable_case(kit: Kit, name: str, sample: opinfo.OpInfoSample) -> tuple[Case, Results] | None:
+    """The sample as a case with the reference's results, or ``None`` when it cannot be judged
+    (not traced, not exported, the reference raises or disagrees with itself): counted, and the
+    reason kept in ``report.opinfo_skipped``."""
+    counts, skipped = kit.report.opinfo, kit.report.opinfo_skipped
+    if sample.graph_module is None:
+        counts["not_traced"] += 1
+        skipped[sample.case_id] = sample.error[:200]
+        return None
+    counts["traced"] += 1
+    try:
+        case = Case.of(
+            sample.graph_module, sample.make_inputs, case_id=sample.case_id, tier="opinfo"
+        )
+    except Exception as exc:
+        counts["not_exported"] += 1
+        skipped[sample.case_id] = f"normalize: {exc}".splitlines()[0][:200]
+        return None
+    counts["exported"] += 1
+
+    def repro(executor: str, _cmp: object, index: int = sample.index) -> str:
+        exact = kit.checker.bitwise(executor)
+        return opinfo.reproduction(name, index, executor, kit.reference, exact=exact)
+
+    case.reproduction = repro
+    expected = kit.reference_or_none(case)
+    if expected is None:
+        counts["reference_failed"] += 1
+        skipped[sample.case_id] = "the reference raised"
+        return None
+    again = kit.reference_or_none(case)
+    if again is None or not _agrees(again, expected):
+        counts["nondeterministic"] += 1
+        skipped[sample.case_id] = "the reference disagrees with itself"
+        return None
+    return case, expected
+
+
+def _agrees(a: Results, b: Results) -> bool:
+    return all(compare_outputs(x, y).ok for x, y in zip(a, b, strict=True))
+
+
+def _check_on(kit: Kit, name: str, case: Case, expected: Results, executor: str) -> str | None:
+    """Judge ``case`` on ``executor`` and count the outcome; a failure is recorded and its
+    message (with the reproduction) returned."""
+    o = kit.checker.check(case, executor, expected)
+    section = kit.report.executor(executor)
+    section.opinfo.run += 1
+    attr = "agreed" if o.status == "passed" else o.status
+    setattr(section.opinfo, attr, getattr(section.opinfo, attr) + 1)
+    if o.skip is not None:
+        section.xfails[(o.skip.prefix, o.skip.reason, o.skip.source)] += 1
+    if not o.failed:
+        return None
+    code = case.reproduction(executor, o.comparison) if case.reproduction else ""
+    failure = o.failure(f"opinfo::{case.case_id}", "opinfo", name, case.operators, code)
+    kit.add_failure(failure)
+    return (
+        f"{failure.id} {o.status}: {o.message}\n"
+        f"aten operators: {', '.join(case.operators)}\nreproduction:\n{code}"
+    )

@@ -6,9 +6,8 @@ import math
 
 import torch
 
-from torchexec.testing._builder import Builder, Rejected
+from torchexec.testing._builder import Args, Builder, OpSpec, Rejected, Rule
 from torchexec.testing._ir import Ref
-from torchexec.testing._opspec import Args, OpSpec, Rule
 from torchexec.testing._values import ALL_DTYPES, FLOAT_DTYPES
 
 __all__ = ["COMPUTE_OPS"]

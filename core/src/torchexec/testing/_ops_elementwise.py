@@ -7,8 +7,7 @@ from typing import Any
 
 import torch
 
-from torchexec.testing._builder import Builder
-from torchexec.testing._opspec import Args, OpSpec, Rule
+from torchexec.testing._builder import Args, Builder, OpSpec, Rule
 from torchexec.testing._values import ALL_DTYPES, FLOAT_DTYPES
 
 __all__ = ["ELEMENTWISE_OPS"]

@@ -6,8 +6,7 @@ import math
 
 import torch
 
-from torchexec.testing._builder import Builder, Rejected, Shape
-from torchexec.testing._opspec import Args, OpSpec, Rule
+from torchexec.testing._builder import Args, Builder, OpSpec, Rejected, Rule, Shape
 from torchexec.testing._values import ALL_DTYPES, FLOAT_DTYPES
 
 __all__ = ["STRUCTURE_OPS"]

@@ -18,8 +18,8 @@ from hypothesis.control import current_build_context
 
 import torchexec
 from torchexec.testing._ir import ProgramIR, reproduction
+from torchexec.testing._quiet import quiet
 from torchexec.testing.catalog import CATALOG
-from torchexec.testing.report import Failure
 from torchexec.testing.runner import Case, Outcome, program_operators
 from torchexec.testing.strategies import GeneratedProgram, programs, torchbind_programs
 
@@ -122,20 +122,8 @@ def _record_failure(kit: Kit, program: GeneratedProgram, case: Case, o: Outcome,
         ir, small_case, small, operator = minimize(kit, program.ir, case, o, tier)
     code = small_case.reproduction(o.executor, small.comparison) if small_case.reproduction else ""
     cmp = small.comparison
-    failure = Failure(
-        id=f"{o.executor}::{tier}::{operator}",
-        executor=o.executor,
-        tier=tier,
-        status=small.status,
-        operator=operator,
-        message=small.message,
-        max_abs_error=cmp.max_abs if cmp is not None else None,
-        max_rel_error=cmp.max_rel if cmp is not None else None,
-        operators=list(ir.operators),
-        seed=kit.seed_text,
-        reproduction=code,
-    )
-    kit.add_failure(failure)
+    case_id = f"{tier}::{operator}"
+    kit.add_failure(small.failure(case_id, tier, operator, ir.operators, code, kit.seed_text))
     errors = ""
     if cmp is not None:
         errors = f" (max abs error {cmp.max_abs:.3g}, max rel error {cmp.max_rel:.3g})"
@@ -161,8 +149,6 @@ def _run(
 ) -> list[str]:
     """One hypothesis run over ``executors``; returns the executors that failed."""
     __tracebackhide__ = True  # pytest shows the failure, not the kit
-    from torchexec.testing._kit import quiet
-
     state: dict[str, Any] = {"failing": False, "since": 0.0, "focus": list(executors)}
     failed_names: list[str] = []
 
@@ -229,6 +215,7 @@ def _run(
 def run_program_tier(kit: Kit, tier: str) -> None:
     """Run ``tier`` (``generated`` or ``torchbind``) on every executor of ``kit``."""
     __tracebackhide__ = True  # pytest shows the failure, not the kit
+    kit.tiers_run.add(tier)
     executors = list(kit.executors)
     if tier == "torchbind":
         _run(kit, tier, _strategy(tier), kit.torchbind_examples, executors)

@@ -6,6 +6,10 @@ dtypes the CPU kernel supports) from the :class:`~torchexec.testing.strategies.B
 program being generated. The builder runs every call on real example tensors while it builds, so
 a call the eager kernel rejects never reaches a program.
 
+Plugins add operators of their own (TorchBind methods, custom operators) through the hook
+``torchexec_conformance_ops`` (:mod:`torchexec.hookspecs`): their rules use the same builder,
+:class:`Ref` for values of the program and :class:`ObjectSpec` for the TorchBind objects it holds.
+
 >>> from torchexec.testing.catalog import CATALOG, by_name
 >>> len(CATALOG) >= 60
 True
@@ -17,12 +21,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from torchexec.testing._builder import Args, OpSpec, Rule
+from torchexec.testing._ir import ObjectSpec, Ref
 from torchexec.testing._ops_compute import COMPUTE_OPS
 from torchexec.testing._ops_elementwise import ELEMENTWISE_OPS
 from torchexec.testing._ops_structure import STRUCTURE_OPS
-from torchexec.testing._opspec import Args, OpSpec, Rule
 
-__all__ = ["CATALOG", "GROUPS", "Args", "OpSpec", "Rule", "by_name", "select"]
+__all__ = [
+    "CATALOG",
+    "GROUPS",
+    "Args",
+    "ObjectSpec",
+    "OpSpec",
+    "Ref",
+    "Rule",
+    "by_name",
+    "select",
+]
 
 CATALOG: tuple[OpSpec, ...] = (*ELEMENTWISE_OPS, *STRUCTURE_OPS, *COMPUTE_OPS)
 """Every operator generated programs call, in a fixed order."""

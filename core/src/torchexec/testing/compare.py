@@ -20,7 +20,7 @@ import torch
 
 from torchexec.testing._values import dtype_name
 
-__all__ = ["Comparison", "Tolerance", "Tolerances", "compare_outputs"]
+__all__ = ["Comparison", "Tolerance", "Tolerances", "compare_outputs", "same_bits"]
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,21 @@ class Comparison:
     reason: str = ""
     max_abs: float = 0.0
     max_rel: float = 0.0
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two strided tensors of one dtype and shape hold the same bytes, element by
+    element (``-0.0`` differs from ``0.0``; NaNs agree only with the same payload).
+
+    >>> same_bits(torch.tensor([0.0]), torch.tensor([-0.0]))
+    False
+    """
+    return torch.equal(_bytes(a), _bytes(b))
+
+
+def _bytes(t: torch.Tensor) -> torch.Tensor:
+    flat = t.detach().contiguous().reshape(-1)
+    return flat if flat.dtype == torch.bool else flat.view(torch.uint8)
 
 
 def _errors(actual: torch.Tensor, expected: torch.Tensor) -> tuple[float, float]:

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from torchexec.testing._env import PROFILE_ENV, TEMP_REPORT_ENV
+
 if TYPE_CHECKING:
     from torchexec.testing._kit import Kit
 
@@ -33,8 +35,6 @@ __all__ = ["KIT_KEY"]
 
 KIT_KEY: pytest.StashKey[Kit] = pytest.StashKey()
 _KIT_MODULE = Path(__file__).with_name("test_conformance.py")
-_PROFILE_ENV = "TORCHEXEC_CONFORMANCE_PROFILE"
-_TEMP_REPORT_ENV = "TORCHEXEC_CONFORMANCE_TEMPORARY_REPORT"  # set by torchexec.testing.main
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,7 +49,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--conformance-profile", choices=("quick", "ci"), default=None,
         dest="torchexec_profile",
-        help=f"quick (default) or ci: derandomized, more examples (env {_PROFILE_ENV})",
+        help=f"quick (default) or ci: derandomized, more examples (env {PROFILE_ENV})",
     )  # fmt: skip
     group.addoption(
         "--max-examples", type=int, default=None, metavar="N", dest="torchexec_max_examples",
@@ -114,9 +114,9 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"{', '.join(installed) or 'none'} (see 'torchexec list')."
             )
 
-    profile = config.getoption("torchexec_profile") or os.environ.get(_PROFILE_ENV) or "quick"
+    profile = config.getoption("torchexec_profile") or os.environ.get(PROFILE_ENV) or "quick"
     if profile not in PROFILES:
-        raise pytest.UsageError(f"{_PROFILE_ENV}={profile!r}: expected one of {sorted(PROFILES)}")
+        raise pytest.UsageError(f"{PROFILE_ENV}={profile!r}: expected one of {sorted(PROFILES)}")
     report = config.getoption("torchexec_report")
     tolerances = config.getoption("torchexec_tolerances")
     try:
@@ -199,5 +199,5 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     width = getattr(getattr(terminalreporter, "_tw", None), "fullwidth", 100)
     for line in kit.report.summary_lines(width=width):
         terminalreporter.write_line(line)
-    if kit.options.report is not None and not os.environ.get(_TEMP_REPORT_ENV):
+    if kit.options.report is not None and not os.environ.get(TEMP_REPORT_ENV):
         terminalreporter.write_line(f"report written to {kit.options.report}")

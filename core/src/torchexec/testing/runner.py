@@ -31,6 +31,7 @@ import torch.utils._pytree as pytree
 import torchexec
 from torchexec._program import Program
 from torchexec.testing.compare import Comparison, Tolerances, compare_outputs
+from torchexec.testing.report import Failure
 from torchexec.testing.skips import SkipEntry, SkipList, id_matches
 
 __all__ = [
@@ -144,6 +145,31 @@ class Outcome:
     def failed(self) -> bool:
         """Mismatched, raised or crashed (and not listed in a skips file)."""
         return self.status in FAILED
+
+    def failure(
+        self,
+        case_id: str,
+        tier: str,
+        operator: str | None,
+        operators: Sequence[str],
+        reproduction: str,
+        seed: str = "",
+    ) -> Failure:
+        """This outcome as a report entry (``case_id`` without the executor)."""
+        cmp = self.comparison
+        return Failure(
+            id=f"{self.executor}::{case_id}",
+            executor=self.executor,
+            tier=tier,
+            status=self.status,
+            operator=operator,
+            message=self.message,
+            max_abs_error=cmp.max_abs if cmp is not None else None,
+            max_rel_error=cmp.max_rel if cmp is not None else None,
+            operators=list(operators),
+            seed=seed,
+            reproduction=reproduction,
+        )
 
 
 def _flat(out: Any) -> list[Any]:
@@ -266,9 +292,7 @@ class Checker:
                     return f"{executor} declares {op} unsupported"
         if case.tier == "torchbind" and not caps.torchbind:
             return f"{executor} declares no TorchBind support (capabilities.torchbind is false)"
-        bad_dtypes = {
-            str(d).removeprefix("torch.") for d in getattr(caps, "unsupported_dtypes", ())
-        }
+        bad_dtypes = {str(d).removeprefix("torch.") for d in caps.unsupported_dtypes}
         if bad_dtypes:
             for x in case.make_inputs():
                 if (

@@ -24,9 +24,8 @@ import torch
 import torch.fx
 from hypothesis import strategies as st
 
-from torchexec.testing._builder import Builder, GenerationConfig, Rejected
+from torchexec.testing._builder import Builder, GenerationConfig, OpSpec, Rejected
 from torchexec.testing._ir import ProgramIR, Ref
-from torchexec.testing._opspec import OpSpec
 from torchexec.testing._values import ALL_DTYPES, InputSpec, Layout
 from torchexec.testing.catalog import CATALOG, by_name
 
@@ -176,24 +175,35 @@ def input_specs(
     )
 
 
-def torchbind_programs(max_nodes: int = 8) -> st.SearchStrategy[GeneratedProgram]:
-    """Programs that call methods of the ``torchexec-torchbind`` test classes.
+def torchbind_programs(
+    max_nodes: int = 8, operators: Sequence[OpSpec] | None = None
+) -> st.SearchStrategy[GeneratedProgram]:
+    """Programs that mix catalog operators with operators plugins contribute: TorchBind methods
+    and custom operators (hook ``torchexec_conformance_ops``; ``torchexec-torchbind``
+    contributes ``Scale.apply``, ``Scale.get_weight``, ``Accumulator.add`` and
+    ``torchexec_testing::scale_add``).
 
-    Mixes catalog operators with ``Scale.apply``, ``Scale.get_weight``, ``Accumulator.add`` and
-    the ``torchexec_testing::scale_add`` operator (which takes a ``Scale``).
+    Args:
+        max_nodes: the most calls a program has.
+        operators: the contributed operators to mix in (default: every installed plugin's).
 
     Raises:
-        ImportError: the ``torchexec-torchbind`` distribution is not installed.
+        ValueError: no installed plugin contributes an operator.
     """
-    from torchexec.testing._torchbind_ops import torchbind_ops
+    from torchexec.testing._contributed import contributed_ops
 
-    tb = torchbind_ops()
-    return _torchbind_programs(max_nodes=max_nodes, extra=tb)
+    extra = list(operators) if operators is not None else contributed_ops()
+    if not extra:
+        raise ValueError(
+            "torchbind_programs() needs contributed operators; no installed plugin implements "
+            "torchexec_conformance_ops"
+        )
+    return _torchbind_programs(max_nodes=max_nodes, extra=extra)
 
 
 @st.composite
 def _torchbind_programs(
-    draw: st.DrawFn, *, max_nodes: int, extra: list[OpSpec]
+    draw: st.DrawFn, *, max_nodes: int, extra: Sequence[OpSpec]
 ) -> GeneratedProgram:
     b = Builder(draw, GenerationConfig(dtypes=(torch.float32, torch.float64)))
     ops: list[Any] = list(CATALOG)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 
 from torchexec.testing._kit import Kit
+from torchexec.testing._opinfo_tier import run_opinfo
+from torchexec.testing._programs import run_program_tier
 from torchexec.testing.contract import CHECKS
 from torchexec.testing.plugin import KIT_KEY
 
@@ -41,24 +43,26 @@ def test_contract(torchexec_kit: Kit, executor: str, check: str) -> None:
 def test_generated_programs(torchexec_kit: Kit) -> None:
     """Random ATen programs agree with the reference on every executor."""
     __tracebackhide__ = True  # pytest shows the failure, not the kit
-    torchexec_kit.run_programs("generated")
+    run_program_tier(torchexec_kit, "generated")
 
 
 def test_torchbind_programs(torchexec_kit: Kit) -> None:
-    """Programs calling TorchBind methods agree (needs the torchexec-torchbind test classes)."""
+    """Programs calling the operators plugins contribute (TorchBind methods, custom operators)
+    agree; skipped when no installed plugin contributes any."""
     __tracebackhide__ = True  # pytest shows the failure, not the kit
     from torchexec import ExecutorLoadError
+    from torchexec.testing._contributed import contributed_ops
 
     try:
-        from torchexec.testing._torchbind_ops import torchbind_ops
-
-        torchbind_ops()
-    except (ImportError, ExecutorLoadError) as exc:
-        pytest.skip(f"torchexec-torchbind is not installed ({exc}); no TorchBind test classes")
-    torchexec_kit.run_programs("torchbind")
+        contributed = contributed_ops()
+    except ExecutorLoadError as exc:
+        pytest.skip(f"a plugin's conformance operators cannot load: {exc}")
+    if not contributed:
+        pytest.skip("no installed plugin contributes conformance operators")
+    run_program_tier(torchexec_kit, "torchbind")
 
 
 def test_opinfo(torchexec_kit: Kit, opinfo_name: str) -> None:
     """PyTorch's OpInfo samples, one program each, agree with the reference."""
     __tracebackhide__ = True  # pytest shows the failure, not the kit
-    torchexec_kit.run_opinfo(opinfo_name)
+    run_opinfo(torchexec_kit, opinfo_name)

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 import lazy_loader
 
 from torchexec import Executor, ExecutorSpec, hookimpl
-from torchexec_torchbind._meta import CAPABILITIES, DESCRIPTION
+from torchexec_torchbind._meta import CAPABILITIES, DESCRIPTION, NAME
 
 if TYPE_CHECKING:
+    from torchexec.testing.catalog import OpSpec
     from torchexec_torchbind._encode import (
         ENGINE_FORMAT,
         ENGINE_VERSION,
@@ -46,6 +47,7 @@ __all__ = [
     "engine_from_plan_state",
     "library_path",
     "load_library",
+    "torchexec_conformance_ops",
     "torchexec_register_executors",
 ]
 
@@ -72,9 +74,18 @@ def torchexec_register_executors(register: Callable[[ExecutorSpec], None]) -> No
     """Register the ``torchbind`` executor."""
     register(
         ExecutorSpec(
-            name="torchbind",
+            name=NAME,
             description=DESCRIPTION,
             load=_load,
             capabilities=CAPABILITIES,
         )
     )
+
+
+@hookimpl
+def torchexec_conformance_ops(register: Callable[[OpSpec], None]) -> None:
+    """Contribute the test classes' methods and ``scale_add`` to the conformance kit."""
+    from torchexec_torchbind.conformance import conformance_ops
+
+    for spec in conformance_ops():
+        register(spec)

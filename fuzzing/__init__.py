@@ -1,5 +1,9 @@
 """Fuzzing the program loaders: valid programs, mutated, checked against a reference.
 
+A library of its own at the repository root (importable from there, as tests and benchmarks
+run): the CI run in ``tests/reliability/test_fuzz_*`` and the long run in
+``benchmarks/fuzz_long.py`` both use it.
+
 The pieces, each a small module:
 
 - :mod:`.chooser`: where the randomness comes from. Every mutator takes a :class:`Chooser`;

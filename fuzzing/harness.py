@@ -36,7 +36,7 @@ __all__ = [
     "summary_table",
 ]
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[1]
 STARTUP_LIMIT = 180.0
 
 
@@ -87,7 +87,7 @@ def _start(
     cmd = [
         sys.executable,
         "-m",
-        "tests.reliability.fuzz.worker",
+        "fuzzing.worker",
         "--loader",
         loader,
         *which,

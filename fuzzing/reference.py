@@ -23,6 +23,8 @@ from typing import Any, Literal
 import torch
 import torch.utils._pytree as pytree
 
+from torchexec.testing.compare import same_bits
+
 __all__ = ["RefResult", "compare", "describe", "ep_json_reference", "pt2_reference"]
 
 
@@ -41,13 +43,6 @@ def describe(exc: BaseException, limit: int = 300) -> str:
     """``Type: message`` on one line, bounded."""
     text = f"{type(exc).__name__}: {exc}".replace("\n", " | ")
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _bits(t: torch.Tensor) -> torch.Tensor:
-    flat = t.detach().contiguous().reshape(-1)
-    if flat.dtype == torch.bool:
-        return flat
-    return flat.view(torch.uint8)
 
 
 def _same_scalar(e: object, a: object) -> bool:
@@ -92,7 +87,7 @@ def compare(expected: Sequence[Any], actual: Sequence[Any]) -> str | None:
                 continue
             if e.device.type == "meta":  # no values to compare
                 continue
-            if not torch.equal(_bits(a), _bits(e)):
+            if not same_bits(a, e):
                 return f"value {i}: values differ"
         elif isinstance(e, (list, tuple)) and isinstance(a, (list, tuple)):
             inner = compare(list(e), list(a))

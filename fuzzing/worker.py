@@ -15,7 +15,7 @@ Two ways of choosing cases:
 
 Reproduce one seeded case by hand (builds the corpus first when ``--corpus`` is not given)::
 
-    .venv/bin/python -m tests.reliability.fuzz.worker --loader pt2 --cases 1234 --human
+    .venv/bin/python -m fuzzing.worker --loader pt2 --cases 1234 --human
 
 The worker limits its address space (``--memory-gib`` above what it uses once set up), so that a
 program asking for a huge tensor fails fast instead of exhausting the machine, and bounds each

@@ -8,7 +8,7 @@ load-time half: anything but ``ProgramError`` at load is a finding, and libFuzze
 (a crash stops it too). Run errors of accepted programs are left to the seeded and hypothesis
 runs, which have references to judge them.
 
-    .venv/bin/python -m tests.reliability.fuzz.atheris_target --corpus DIR -- -max_total_time=60
+    .venv/bin/python -m fuzzing.atheris_target --corpus DIR -- -max_total_time=60
 """
 
 from __future__ import annotations
