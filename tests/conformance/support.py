@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
 XFAILS = HERE / "xfails.txt"
 OUR_EXECUTORS = ("aten", "proxy", "torchbind")
 

@@ -11,6 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+import msgspec
 import torch
 import torch.utils._pytree as pytree
 
@@ -117,7 +118,15 @@ class Program:
 
     @cached_property
     def _signature_json(self) -> Mapping[str, Any]:
-        """The module call signature from the JSON (only for file programs)."""
+        """The module call signature from the JSON (only for file programs).
+
+        Only the signature is decoded (msgspec skips the rest of the document without building
+        it): a 10,000-node program's JSON is megabytes. A document msgspec refuses is parsed in
+        full, so that the error names what is wrong.
+        """
+        sig = _decode_signature(self._file_json())
+        if sig is not None:
+            return sig
         doc = self.model_document()
         try:
             sig = doc["graph_module"]["module_call_graph"][0]["signature"]
@@ -276,6 +285,31 @@ class Program:
         if not (isinstance(loaded, tuple) and len(loaded) == 2):
             raise ProgramError(f"{self.path}: sample inputs are not an (args, kwargs) pair")
         return loaded[0], loaded[1]
+
+
+class _CallEntry(msgspec.Struct):
+    signature: dict[str, Any] | None = None
+
+
+class _GraphModuleDoc(msgspec.Struct):
+    module_call_graph: list[_CallEntry] = []
+
+
+class _SignatureDoc(msgspec.Struct):
+    """The part of a program JSON that holds its call signature (the rest is skipped)."""
+
+    graph_module: _GraphModuleDoc
+
+
+def _decode_signature(data: bytes) -> dict[str, Any] | None:
+    """``graph_module.module_call_graph[0].signature`` of a program JSON, or ``None`` when it
+    cannot be read that way."""
+    try:
+        doc = msgspec.json.decode(data, type=_SignatureDoc)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    calls = doc.graph_module.module_call_graph
+    return calls[0].signature if calls and calls[0].signature is not None else None
 
 
 def _load_exported(path: Path) -> ExportedProgram:

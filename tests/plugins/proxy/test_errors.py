@@ -75,6 +75,17 @@ def test_malformed_json(program: tuple[Doc, Any]) -> None:
         _load(b"[1, 2]", weights)
 
 
+def test_json_only_the_standard_library_reads_still_loads(program: tuple[Doc, Any]) -> None:
+    """msgspec, the loader's decoder, refuses ``NaN`` literals and escaped lone surrogates,
+    which ``json.loads`` reads; such a document is decoded by ``json.loads`` instead."""
+    doc, weights = program
+    _node(doc, "add")["metadata"] = {"stack_trace": "\ud800", "seen": float("nan")}
+    text = json.dumps(doc).encode()
+    assert b"NaN" in text and b"\\ud800" in text
+    plan = _load(text, weights)
+    assert [n.name for n in plan.nodes] == ["add", "mul", "cat", "sum_1"]
+
+
 def test_wrong_schema_version(program: tuple[Doc, Any]) -> None:
     doc, weights = program
     doc["schema_version"]["major"] = 7

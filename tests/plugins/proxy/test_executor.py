@@ -24,11 +24,17 @@ def test_executor_object_and_options() -> None:
     ex = torchexec.get_executor("proxy")
     assert isinstance(ex, ProxyExecutor) and isinstance(ex, torchexec.Executor)
     assert ex.name == "proxy"
-    assert {o.name for o in ex.options} == {"allowed_namespaces", "custom_objs", "allow_pickle"}
+    assert {o.name for o in ex.options} == {
+        "allowed_namespaces",
+        "custom_objs",
+        "allow_pickle",
+        "process_groups",
+    }
     assert ex.validate_options(None) == {
         "allowed_namespaces": (),
         "custom_objs": {},
         "allow_pickle": False,
+        "process_groups": {},
     }
     opts = ex.validate_options({"allowed_namespaces": ["quantized"], "allow_pickle": True})
     assert opts["allowed_namespaces"] == ("quantized",) and opts["allow_pickle"] is True

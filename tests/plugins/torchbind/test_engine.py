@@ -14,6 +14,7 @@ import torch
 import torchexec
 from torchexec_proxy.plan import MixedList, Plan, PlanNode, Slot, SlotList, StateEntry, Static
 from torchexec_torchbind import InputSpec, build_engine, encode_plan, engine_from_plan_state
+from torchexec_torchbind._encode import InputKind
 
 from .conftest import TESTING_NS, assert_same, engine_of
 
@@ -244,6 +245,29 @@ def test_run_input_checks() -> None:
         e(3, x)
     with pytest.raises(torchexec.InputMismatchError, match="input 1 must be on cpu, got meta"):
         e(x, torch.empty(3, device="meta"))
+
+
+def test_scalar_input_kinds_are_checked() -> None:
+    """Each kind is encoded as its word; the engine checks it as its own enum."""
+    unread = plan((), (Static(1),), inputs=(None, None, None, None))
+    specs = (InputSpec(InputKind.INT), InputSpec("float"), InputSpec("bool"), InputSpec("str"))
+    rows = encode_plan(unread, allowed_namespaces=NS, input_specs=specs)[4]
+    assert [row[1] for row in rows] == ["int", "float", "bool", "str"]
+    e = engine(unread, specs=specs)
+    assert e.run([1, 2.0, True, "s"]) == [1]
+    for i, bad in enumerate(([1.0, 2.0, True, "s"], [1, 2, True, "s"], [1, 2.0, 1, "s"],
+                             [1, 2.0, True, 3])):  # fmt: skip
+        with pytest.raises(ValueError, match=f"input {i} must be an? (int|float|bool|str)"):
+            e.run(bad)
+
+
+def test_unknown_input_kind() -> None:
+    with pytest.raises(torchexec.ProgramError, match=r"unknown input kind 'complex'.*tensor, int"):
+        InputSpec("complex")
+    enc = encode_plan(GOOD, allowed_namespaces=NS)
+    inputs = [(enc[4][0][0], "complex", "", "", -1), enc[4][1]]
+    with pytest.raises(torchexec.ProgramError, match="input 0: unknown input kind 'complex'"):
+        engine_from_plan_state((*enc[:4], inputs, *enc[5:]))
 
 
 def torchexec_runner(p: Plan) -> Any:

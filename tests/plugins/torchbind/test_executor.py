@@ -29,6 +29,7 @@ def test_registry_metadata() -> None:
         "allowed_namespaces": (),
         "custom_objs": {},
         "allow_pickle": False,
+        "process_groups": {},
     }
 
 

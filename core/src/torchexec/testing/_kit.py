@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 import torchexec
-from torchexec.testing import contract
+from torchexec.testing import _lists, contract
 from torchexec.testing._quiet import quiet
 from torchexec.testing.catalog import CATALOG
 from torchexec.testing.compare import Tolerances
@@ -139,12 +139,12 @@ class Kit:
         self._tolerances = tolerances
         infos = {i.name: i for i in torchexec.list_executors()}
         for name in self.executors:
-            info = infos.get(name)
-            caps = info.capabilities if info is not None else None
+            found = [infos[m] for m in _lists.members(name) if m in infos]
+            caps = _lists.capabilities(name) if len(found) == len(_lists.members(name)) else None
             self.report.executors[name] = ExecutorReport(
                 name=name,
                 bitwise=bool(caps.bitwise) if caps is not None else True,
-                distribution=f"{info.distribution} {info.version}".strip() if info else "",
+                distribution=" + ".join(f"{i.distribution} {i.version}".strip() for i in found),
                 capabilities=caps.as_dict() if caps is not None else {},
             )
 

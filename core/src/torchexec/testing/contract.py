@@ -16,6 +16,7 @@ import torch
 import torch.utils._pytree as pytree
 
 import torchexec
+from torchexec.testing import _lists
 from torchexec.testing.compare import compare_outputs
 
 __all__ = ["CHECKS", "ContractError", "check"]
@@ -110,7 +111,7 @@ def check_options(name: str) -> None:
 def check_inputs(name: str) -> None:
     """A prepared program refuses inputs of the wrong count, dtype or shape."""
     x, y = _sample()
-    prepared = torchexec.prepare(_fn, x, y, executor=name)
+    prepared = torchexec.prepare(_fn, x, y, executor=_lists.choice(name))
     err = torchexec.InputMismatchError
     _expect(err, "calling with one input instead of two", lambda: prepared(x))
     _expect(err, "calling with three inputs instead of two", lambda: prepared(x, y, y))
@@ -125,14 +126,14 @@ def check_inputs(name: str) -> None:
 
 
 def _bitwise(name: str) -> bool:
-    return bool(torchexec.get_executor(name).capabilities.bitwise)
+    return bool(_lists.capabilities(name).bitwise)
 
 
 def check_repeat(name: str) -> None:
     """Calling a prepared program twice gives the same result and leaves its inputs alone."""
     x, y = _sample()
     x0, y0 = x.clone(), y.clone()
-    prepared = torchexec.prepare(_fn, x, y, executor=name)
+    prepared = torchexec.prepare(_fn, x, y, executor=_lists.choice(name))
     first = prepared(x, y).clone()
     second = prepared(x, y)
     if not (torch.equal(x, x0) and torch.equal(y, y0)):
@@ -151,7 +152,7 @@ def check_program_unchanged(name: str) -> None:
     x, y = _sample()
     program = torchexec.normalize(_fn, (x, y))
     before = str(program.graph_module().graph)
-    torchexec.prepare(program, x, y, executor=name)
+    torchexec.prepare(program, x, y, executor=_lists.choice(name))
     if str(program.graph_module().graph) != before:
         raise ContractError("prepare() modified the program's graph in place")
 
@@ -163,7 +164,7 @@ def check_file(name: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "conformance.pt2"
         torch.export.save(ep, path)
-        got = torchexec.execute(str(path), x, y, executor=name)
+        got = torchexec.execute(str(path), x, y, executor=_lists.choice(name))
         expected = torchexec.execute(str(path), x, y, executor="aten")
     cmp = compare_outputs(
         pytree.tree_leaves(got), pytree.tree_leaves(expected), bitwise=_bitwise(name)
@@ -178,7 +179,7 @@ def check_state(name: str) -> None:
     results = {}
     for executor in ("aten", name):
         module = _Stateful()
-        prepared = torchexec.prepare(module, x, executor=executor)
+        prepared = torchexec.prepare(module, x, executor=_lists.choice(executor))
         results[executor] = [prepared(x).clone() for _ in range(2)]
     cmp = compare_outputs(results[name], results["aten"], bitwise=_bitwise(name))
     if not cmp.ok:
@@ -224,4 +225,11 @@ def check(name: str, which: str) -> None:
         fn = CHECKS[which]
     except KeyError:
         raise KeyError(f"no contract check {which!r}; known: {sorted(CHECKS)}") from None
-    fn(name)
+    if which in _PER_MEMBER:  # registry rows and options: each executor of a priority list
+        for member in _lists.members(name):
+            fn(member)
+    else:  # running programs: the list as one executor
+        fn(name)
+
+
+_PER_MEMBER = ("metadata", "options")

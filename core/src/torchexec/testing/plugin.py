@@ -44,7 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--executor", action="append", default=[], metavar="NAME", dest="torchexec_executors",
-        help="executor to check against the 'aten' reference (repeatable)",
+        help="executor to check against the 'aten' reference (repeatable); 'a,b' checks the "
+        "priority list as one executor",
     )  # fmt: skip
     group.addoption(
         "--conformance-profile", choices=("quick", "ci"), default=None,
@@ -105,7 +106,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from torchexec.testing._kit import PROFILES, Kit, KitOptions
 
     installed = sorted({i.name for i in torchexec.list_executors()})
-    for name in names:
+    for name in (member.strip() for label in names for member in label.split(",")):
         if name not in installed:
             close = difflib.get_close_matches(name, installed, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""

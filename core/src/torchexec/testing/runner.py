@@ -30,6 +30,7 @@ import torch.utils._pytree as pytree
 
 import torchexec
 from torchexec._program import Program
+from torchexec.testing import _lists
 from torchexec.testing.compare import Comparison, Tolerances, compare_outputs
 from torchexec.testing.report import Failure
 from torchexec.testing.skips import SkipEntry, SkipList, id_matches
@@ -217,11 +218,11 @@ class Checker:
         self.tolerances = tolerances or Tolerances.shipped()
         self.skips = skips or SkipList()
         self.journal = journal
-        self._caps = {name: torchexec.get_executor(name).capabilities for name in self.executors}
+        self._caps = {name: _lists.capabilities(name) for name in self.executors}
 
     def bitwise(self, executor: str) -> bool:
         """Whether ``executor`` must match the reference bit for bit."""
-        caps = self._caps.get(executor) or torchexec.get_executor(executor).capabilities
+        caps = self._caps.get(executor) or _lists.capabilities(executor)
         return bool(caps.bitwise)
 
     # --- running ---------------------------------------------------------------------------
@@ -242,7 +243,7 @@ class Checker:
         inputs = case.make_inputs()
         try:
             prepared = torchexec.prepare(
-                program, *inputs, executor=executor,
+                program, *inputs, executor=_lists.choice(executor),
                 executor_parameters=self.parameters(case, executor),
             )  # fmt: skip
         except Exception as exc:
@@ -255,7 +256,15 @@ class Checker:
         return results
 
     def parameters(self, case: Case, executor: str) -> dict[str, object] | None:
-        """The ``executor_parameters`` for running ``case`` on ``executor``."""
+        """The ``executor_parameters`` for running ``case`` on ``executor`` (for a priority
+        list, each member's keyed by its name)."""
+        names = _lists.members(executor)
+        if len(names) == 1:
+            return self._member_parameters(case, executor)
+        per = {name: self._member_parameters(case, name) for name in names}
+        return {name: opts for name, opts in per.items() if opts} or None
+
+    def _member_parameters(self, case: Case, executor: str) -> dict[str, object] | None:
         given = dict(self.options.get(executor, {}))
         namespaces = sorted(
             {op.split(".", 1)[0] for op in case.operators if "." in op}

@@ -99,9 +99,15 @@ def load_plan(
             serialized.weights,
             serialized.constants,
         )
-    with _gc_paused():
-        doc = parse_document(model_json, source)
-        plan = build_plan(doc, weights, constants, custom_objs=objs, allowed=allowed, source=source)
+    with _gc_paused():  # the parsed document is dropped before the collector resumes
+        plan = build_plan(
+            parse_document(model_json, source),
+            weights,
+            constants,
+            custom_objs=objs,
+            allowed=allowed,
+            source=source,
+        )
     _check_call_specs(program, plan, source)
     return plan
 
@@ -133,7 +139,6 @@ def load_plan_from_json(
     *,
     custom_objs: Mapping[str, object] | None = None,
     allowed_namespaces: Iterable[str] = (),
-    allow_pickle: bool = False,
     source: str = "<json>",
 ) -> Plan:
     """Load and validate an ExportedProgram JSON document with its tensors held in memory.
@@ -145,18 +150,19 @@ def load_plan_from_json(
         constants: lifted tensor constants, non-persistent buffers and TorchBind objects by name.
         custom_objs: TorchBind objects overriding those in ``constants``.
         allowed_namespaces: operator namespaces allowed besides ``aten`` and ``prims``.
-        allow_pickle: accepted for symmetry with :func:`load_plan`; in-memory state is never
-            unpickled, so it has no effect here.
         source: how messages name the program.
 
     Raises:
         ProgramError: as :func:`load_plan`.
     """
-    del allow_pickle  # nothing to unpickle: the state is already in memory
     objs = _objs(custom_objs)
     allowed = normalize_namespaces(allowed_namespaces)
-    with _gc_paused():
-        doc = parse_document(model_json, source)
+    with _gc_paused():  # the parsed document is dropped before the collector resumes
         return build_plan(
-            doc, dict(weights), dict(constants), custom_objs=objs, allowed=allowed, source=source
+            parse_document(model_json, source),
+            dict(weights),
+            dict(constants),
+            custom_objs=objs,
+            allowed=allowed,
+            source=source,
         )

@@ -17,6 +17,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
+from enum import Enum, auto
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,33 @@ from torchexec_proxy._targets import normalize_namespaces, resolve_extern_target
 
 __all__ = ["ExternKernelProxy"]
 
-# How a dynamic argument is read from the flattened call arguments.
-_TENSOR, _INT, _TENSORS, _OPT_TENSORS, _INTS = range(5)
-# How a result is written back.
-_OUT_TENSOR, _OUT_TENSORS, _OUT_OPT_TENSOR, _OUT_INT, _OUT_NONE = range(5)
+
+class _Read(Enum):
+    """How a dynamic argument is read from the flattened call arguments."""
+
+    TENSOR = auto()
+    """The next tensor."""
+    INT = auto()
+    """The next integer."""
+    TENSORS = auto()
+    """A ``Tensor[]``: the next ``extra`` tensors."""
+    OPT_TENSORS = auto()
+    """A ``Tensor?[]``: ``extra`` says which elements are present (each the next tensor)."""
+    INTS = auto()
+    """An ``int[]``: the next ``extra`` integers."""
+
+
+class _Write(Enum):
+    """How one result of a kernel is returned."""
+
+    TENSOR = auto()
+    TENSORS = auto()
+    """A ``Tensor[]``, spread over the output tensors."""
+    OPT_TENSOR = auto()
+    """A ``Tensor?``: an output tensor when the node lists one."""
+    INT = auto()
+    """An ``int``, checked against the caller's expected value when it passes one."""
+    NONE = auto()
 
 
 @dataclass
@@ -45,8 +69,10 @@ class _Kernel:
     stack: list[Any]
     positional: int
     kwarg_names: tuple[str, ...]
-    dynamic: list[tuple[int, int, Any]] = field(default_factory=list)
-    outputs: list[tuple[int, int]] = field(default_factory=list)
+    dynamic: list[tuple[int, _Read, Any]] = field(default_factory=list)
+    """(stack index, how it is read, extra)."""
+    outputs: list[tuple[_Write, int]] = field(default_factory=list)
+    """(how each result is returned, how many tensors or ints it fills)."""
     num_input_tensors: int = 0
     num_input_ints: int = 0
     num_output_tensors: int = 0
@@ -130,8 +156,8 @@ class ExternKernelProxy:
             target=target,
             call=call,
             stack=[],
-            positional=sum(1 for a in info.args if not a.kwarg_only),
-            kwarg_names=tuple(a.name for a in info.args if a.kwarg_only),
+            positional=len(info.positional),
+            kwarg_names=tuple(a.name for a in info.keyword),
         )
         self._inputs(kernel, info, named, where)
         outputs = json_field(node, "outputs", list, where)
@@ -194,84 +220,26 @@ class ExternKernelProxy:
     def _prefill(self, kernel: _Kernel, index: int, a: ArgInfo, arg: Any, where: str) -> Any:
         """The argument's constant value; dynamic ones are recorded and get ``None`` here."""
         tag, payload = union(arg, where)
-        kind = a.kind
-
-        def dynamic(how: int, extra: Any = None) -> None:
-            kernel.dynamic.append((index, how, extra))
-            if how == _TENSOR:
-                kernel.num_input_tensors += 1
-            elif how == _INT:
-                kernel.num_input_ints += 1
-            elif how in (_TENSORS, _INTS):
-                n = len(payload)
-                if how == _TENSORS:
-                    kernel.num_input_tensors += n
-                else:
-                    kernel.num_input_ints += n
-            else:
-                kernel.num_input_tensors += sum(1 for t in extra if t)
-
         if tag == "as_none" and a.optional:
             return None
-        if kind == "ClassType":
+        if a.kind == "ClassType":
             if tag != "as_custom_obj":
                 raise ProgramError(f"{where}: expected as_custom_obj, got {tag}")
             return self._object(json_field(payload, "name", str, where), where)
-        if kind == "TensorType" and tag == "as_optional_tensor":
+        if a.kind == "TensorType" and tag == "as_optional_tensor":
             inner, value = union(payload, where)
             if inner == "as_none":  # no tensor is passed for an absent optional tensor
                 if not a.optional:
                     raise ProgramError(f"{where}: schema type {a.type_str} does not take None")
                 return None
             tag, payload = inner, value
-        if kind in ("TensorType", "AnyType") and tag == "as_tensor":
-            json_field(payload, "name", str, where)
-            dynamic(_TENSOR)
+        read = _dynamic_read(a, tag, payload, where)
+        if read is not None:
+            _record_dynamic(kernel, index, *read)
             return None
-        if (
-            kind in ("IntType", "SymIntType", "NumberType") and tag in ("as_int", "as_sym_int")
-        ) or (kind == "AnyType" and tag == "as_int"):
-            _int_payload(tag, payload, where)
-            dynamic(_INT)
-            return None
-        if kind == "ListType":
-            if not isinstance(payload, list):
-                raise ProgramError(f"{where}: expected a list, got {short(payload)}")
-            if a.elem == "TensorType" and tag == "as_tensors":
-                for i, item in enumerate(payload):
-                    json_field(item, "name", str, f"{where}[{i}]")
-                dynamic(_TENSORS, len(payload))
-                return None
-            if a.elem == "TensorType" and a.elem_optional and tag == "as_optional_tensors":
-                present = tuple(_optional_tensor(x, f"{where}[{i}]") for i, x in enumerate(payload))
-                dynamic(_OPT_TENSORS, present)
-                return None
-            if a.elem in ("IntType", "SymIntType", "NumberType") and tag in (
-                "as_ints",
-                "as_sym_ints",
-            ):
-                for i, item in enumerate(payload):
-                    _int_payload(tag[:-1], item, f"{where}[{i}]")
-                dynamic(_INTS, len(payload))
-                return None
-        if kind == "DeviceObjType" and tag == "as_device" and self._device is not None:
+        if a.kind == "DeviceObjType" and tag == "as_device" and self._device is not None:
             return self._device
-        allowed = {
-            "FloatType": ("as_float",), "BoolType": ("as_bool",), "StringType": ("as_string",),
-            "NumberType": ("as_float", "as_bool"), "ScalarTypeType": ("as_scalar_type",),
-            "MemoryFormatType": ("as_memory_format",), "LayoutType": ("as_layout",),
-            "DeviceObjType": ("as_device",), "AnyType": ("as_string", "as_float", "as_bool"),
-            "ComplexType": ("as_complex",),
-        }.get(kind, ())  # fmt: skip
-        if kind == "ListType":
-            allowed = {"FloatType": ("as_floats",), "BoolType": ("as_bools",),
-                       "StringType": ("as_strings",),
-                       "NumberType": ("as_floats", "as_bools")}.get(a.elem or "", ())  # fmt: skip
-        if tag not in allowed:
-            raise ProgramError(
-                f"{where}: wrong argument type: schema type {a.type_str} does not take {tag}"
-            )
-        return static_scalar(tag, payload, where)
+        return _static_argument(a, tag, payload, where)
 
     def _outputs(self, kernel: _Kernel, info: OpInfo, outputs: list[Any], where: str) -> None:
         returns = info.returns
@@ -286,23 +254,23 @@ class ExternKernelProxy:
             w = f"{where}, output {i}"
             tag, payload = union(out, w)
             if ret.kind == "TensorType" and not ret.optional and tag == "as_tensor":
-                kernel.outputs.append((_OUT_TENSOR, 1))
+                kernel.outputs.append((_Write.TENSOR, 1))
                 kernel.num_output_tensors += 1
             elif ret.kind == "NoneType" and tag == "as_none":
-                kernel.outputs.append((_OUT_NONE, 0))
+                kernel.outputs.append((_Write.NONE, 0))
             elif ret.kind == "ListType" and ret.elem == "TensorType" and tag == "as_tensors":
                 if not isinstance(payload, list):
                     raise ProgramError(
                         f"{w}: as_tensors must be a list, got {type(payload).__name__}"
                     )
-                kernel.outputs.append((_OUT_TENSORS, len(payload)))
+                kernel.outputs.append((_Write.TENSORS, len(payload)))
                 kernel.num_output_tensors += len(payload)
             elif ret.kind == "TensorType" and ret.optional and tag == "as_optional_tensor":
                 present = union(payload, w)[0] == "as_tensor"
-                kernel.outputs.append((_OUT_OPT_TENSOR, int(present)))
+                kernel.outputs.append((_Write.OPT_TENSOR, int(present)))
                 kernel.num_output_tensors += int(present)
             elif ret.kind == "IntType" and tag == "as_int":
-                kernel.outputs.append((_OUT_INT, 1))
+                kernel.outputs.append((_Write.INT, 1))
                 kernel.num_output_ints += 1
             else:
                 raise ProgramError(f"{w}: unsupported output {tag} for a {ret.kind} return")
@@ -331,61 +299,163 @@ class ExternKernelProxy:
                 f"extern node index {extern_node_index} out of range (0..{len(self._kernels) - 1})"
             )
         k = self._kernels[extern_node_index]
-        n_in, n_out = k.num_input_tensors, k.num_output_tensors
-        if len(tensor_args) not in (n_in, n_in + n_out):
-            raise InputMismatchError(
-                f"extern node {k.name!r} ({k.target}) takes {n_in} input tensors (and "
-                f"{n_out} output slots), got {len(tensor_args)}"
-            )
-        if len(int_args) not in (k.num_input_ints, k.num_input_ints + k.num_output_ints):
-            raise InputMismatchError(
-                f"extern node {k.name!r} ({k.target}) takes {k.num_input_ints} ints, got "
-                f"{len(int_args)}"
-            )
-        stack = list(k.stack)
-        t = i = 0
-        for index, how, extra in k.dynamic:
-            if how == _TENSOR:
-                stack[index] = tensor_args[t]
-                t += 1
-            elif how == _INT:
-                stack[index] = int(int_args[i])
-                i += 1
-            elif how == _TENSORS:
-                stack[index] = list(tensor_args[t : t + extra])
-                t += extra
-            elif how == _INTS:
-                stack[index] = [int(v) for v in int_args[i : i + extra]]
-                i += extra
-            else:
-                items: list[torch.Tensor | None] = []
-                for present in extra:
-                    if present:
-                        items.append(tensor_args[t])
-                        t += 1
-                    else:
-                        items.append(None)
-                stack[index] = items
+        _check_counts(k, int_args, tensor_args)
+        stack, ints_read = _fill_stack(k, int_args, tensor_args)
         positional = stack[: k.positional]
         kwargs = dict(zip(k.kwarg_names, stack[k.positional :], strict=True))
         result = k.call(*positional, **kwargs)
         results = [result] if k.single_return else list(result)
-        outs: list[torch.Tensor] = []
-        for (how, count), value in zip(k.outputs, results, strict=True):
-            if how == _OUT_TENSOR or (how == _OUT_OPT_TENSOR and count):
-                outs.append(value)
-            elif how == _OUT_TENSORS:
-                outs.extend(value)
-            elif how == _OUT_INT and len(int_args) > i:
-                if int(value) != int(int_args[i]):
-                    raise InputMismatchError(
-                        f"extern node {k.name!r} returned {value}, the caller expected "
-                        f"{int_args[i]}"
-                    )
-                i += 1
-        if len(tensor_args) == n_in + n_out and isinstance(tensor_args, MutableSequence):
+        outs = _collect_outputs(k, results, int_args[ints_read:])
+        n_in = k.num_input_tensors
+        if len(tensor_args) == n_in + k.num_output_tensors and isinstance(
+            tensor_args, MutableSequence
+        ):
             tensor_args[n_in:] = outs
         return outs
+
+
+def _check_counts(k: _Kernel, int_args: Sequence[int], tensor_args: Sequence[torch.Tensor]) -> None:
+    """The call passes the inputs the kernel takes (and, optionally, its output slots)."""
+    n_in, n_out = k.num_input_tensors, k.num_output_tensors
+    if len(tensor_args) not in (n_in, n_in + n_out):
+        raise InputMismatchError(
+            f"extern node {k.name!r} ({k.target}) takes {n_in} input tensors (and "
+            f"{n_out} output slots), got {len(tensor_args)}"
+        )
+    if len(int_args) not in (k.num_input_ints, k.num_input_ints + k.num_output_ints):
+        raise InputMismatchError(
+            f"extern node {k.name!r} ({k.target}) takes {k.num_input_ints} ints, got "
+            f"{len(int_args)}"
+        )
+
+
+def _fill_stack(
+    k: _Kernel, int_args: Sequence[int], tensor_args: Sequence[torch.Tensor]
+) -> tuple[list[Any], int]:
+    """The kernel's prefilled arguments with the dynamic ones read from the call; also how
+    many of ``int_args`` were read."""
+    stack = list(k.stack)
+    t = i = 0
+    for index, read, extra in k.dynamic:
+        if read is _Read.TENSOR:
+            stack[index] = tensor_args[t]
+            t += 1
+        elif read is _Read.INT:
+            stack[index] = int(int_args[i])
+            i += 1
+        elif read is _Read.TENSORS:
+            stack[index] = list(tensor_args[t : t + extra])
+            t += extra
+        elif read is _Read.INTS:
+            stack[index] = [int(v) for v in int_args[i : i + extra]]
+            i += extra
+        else:
+            items: list[torch.Tensor | None] = []
+            for present in extra:
+                if present:
+                    items.append(tensor_args[t])
+                    t += 1
+                else:
+                    items.append(None)
+            stack[index] = items
+    return stack, i
+
+
+def _collect_outputs(
+    k: _Kernel, results: list[Any], expected_ints: Sequence[int]
+) -> list[torch.Tensor]:
+    """The output tensors of one call; integer results are checked against ``expected_ints``
+    (the caller's values, when it passes them)."""
+    outs: list[torch.Tensor] = []
+    i = 0
+    for (write, count), value in zip(k.outputs, results, strict=True):
+        if write is _Write.TENSOR or (write is _Write.OPT_TENSOR and count):
+            outs.append(value)
+        elif write is _Write.TENSORS:
+            outs.extend(value)
+        elif write is _Write.INT and i < len(expected_ints):
+            if int(value) != int(expected_ints[i]):
+                raise InputMismatchError(
+                    f"extern node {k.name!r} returned {value}, the caller expected "
+                    f"{expected_ints[i]}"
+                )
+            i += 1
+    return outs
+
+
+def _dynamic_read(a: ArgInfo, tag: str, payload: Any, where: str) -> tuple[_Read, Any] | None:
+    """How the call supplies this argument (``(read, extra)``), after checking the serialized
+    form; ``None`` when the JSON holds its value."""
+    kind = a.kind
+    if kind in ("TensorType", "AnyType") and tag == "as_tensor":
+        json_field(payload, "name", str, where)
+        return _Read.TENSOR, None
+    if (kind in _INT_KINDS and tag in ("as_int", "as_sym_int")) or (
+        kind == "AnyType" and tag == "as_int"
+    ):
+        _int_payload(tag, payload, where)
+        return _Read.INT, None
+    if kind != "ListType":
+        return None
+    if not isinstance(payload, list):
+        raise ProgramError(f"{where}: expected a list, got {short(payload)}")
+    if a.elem == "TensorType" and tag == "as_tensors":
+        for i, item in enumerate(payload):
+            json_field(item, "name", str, f"{where}[{i}]")
+        return _Read.TENSORS, len(payload)
+    if a.elem == "TensorType" and a.elem_optional and tag == "as_optional_tensors":
+        return _Read.OPT_TENSORS, tuple(
+            _optional_tensor(x, f"{where}[{i}]") for i, x in enumerate(payload)
+        )
+    if a.elem in _INT_KINDS and tag in ("as_ints", "as_sym_ints"):
+        for i, item in enumerate(payload):
+            _int_payload(tag[:-1], item, f"{where}[{i}]")
+        return _Read.INTS, len(payload)
+    return None
+
+
+def _record_dynamic(kernel: _Kernel, index: int, read: _Read, extra: Any) -> None:
+    """Note that stack entry ``index`` comes from the call, and count what it takes."""
+    kernel.dynamic.append((index, read, extra))
+    if read is _Read.TENSOR:
+        kernel.num_input_tensors += 1
+    elif read is _Read.INT:
+        kernel.num_input_ints += 1
+    elif read is _Read.TENSORS:
+        kernel.num_input_tensors += extra
+    elif read is _Read.INTS:
+        kernel.num_input_ints += extra
+    else:
+        kernel.num_input_tensors += sum(1 for present in extra if present)
+
+
+_INT_KINDS = ("IntType", "SymIntType", "NumberType")
+
+# The serialized tags the JSON may hold for an argument the call does not supply, by schema type.
+_STATIC_TAGS: dict[str, tuple[str, ...]] = {
+    "FloatType": ("as_float",), "BoolType": ("as_bool",), "StringType": ("as_string",),
+    "NumberType": ("as_float", "as_bool"), "ScalarTypeType": ("as_scalar_type",),
+    "MemoryFormatType": ("as_memory_format",), "LayoutType": ("as_layout",),
+    "DeviceObjType": ("as_device",), "AnyType": ("as_string", "as_float", "as_bool"),
+    "ComplexType": ("as_complex",),
+}  # fmt: skip
+_STATIC_LIST_TAGS: dict[str, tuple[str, ...]] = {
+    "FloatType": ("as_floats",), "BoolType": ("as_bools",), "StringType": ("as_strings",),
+    "NumberType": ("as_floats", "as_bools"),
+}  # fmt: skip
+
+
+def _static_argument(a: ArgInfo, tag: str, payload: Any, where: str) -> Any:
+    """The value of an argument read from the JSON once, checked against its schema type."""
+    if a.kind == "ListType":
+        allowed = _STATIC_LIST_TAGS.get(a.elem or "", ())
+    else:
+        allowed = _STATIC_TAGS.get(a.kind, ())
+    if tag not in allowed:
+        raise ProgramError(
+            f"{where}: wrong argument type: schema type {a.type_str} does not take {tag}"
+        )
+    return static_scalar(tag, payload, where)
 
 
 def _int_payload(tag: str, payload: object, where: str) -> None:

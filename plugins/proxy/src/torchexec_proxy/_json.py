@@ -10,6 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+import msgspec
+
 from torchexec import ProgramError
 
 __all__ = [
@@ -40,19 +42,37 @@ def _type_names(types: type | tuple[type, ...]) -> str:
     return types.__name__
 
 
+_DECODER = msgspec.json.Decoder()
+
+
 def parse_document(data: bytes | str | Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Parse JSON bytes (or accept an already-parsed mapping) into a dict."""
+    """Parse JSON bytes (or accept an already-parsed mapping) into a dict.
+
+    msgspec decodes the text, about twice as fast as the standard library. It refuses a few
+    documents that ``json.loads`` reads (non-standard ``NaN``/``Infinity`` literals, lone
+    surrogates in strings, very long integers); those, and malformed text, go to ``json.loads``,
+    so that the documents accepted are the same as before and a malformed one gets the standard
+    library's message.
+    """
     if isinstance(data, Mapping):
         return dict(data)
     try:
-        doc = json.loads(data)
+        doc = _DECODER.decode(data)
+    # UnicodeError: a str holding a lone surrogate; RecursionError: nesting too deep.
+    except (msgspec.MsgspecError, UnicodeError, RecursionError):
+        doc = _stdlib_loads(data, source)
+    if not isinstance(doc, dict):
+        raise ProgramError(f"{source}: the program JSON is a {type(doc).__name__}, not an object")
+    return doc
+
+
+def _stdlib_loads(data: bytes | str, source: str) -> Any:
+    try:
+        return json.loads(data)
     except (ValueError, RecursionError) as exc:
         # ValueError covers malformed JSON, bytes that are not UTF-8/16/32, and integers
         # longer than Python's int-conversion limit; RecursionError, nesting too deep.
         raise ProgramError(f"{source}: invalid program JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise ProgramError(f"{source}: the program JSON is a {type(doc).__name__}, not an object")
-    return doc
 
 
 def field(obj: object, key: str, types: type[T] | tuple[type, ...], where: str) -> T:

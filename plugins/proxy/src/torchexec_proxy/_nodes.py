@@ -37,7 +37,7 @@ def python_arity(target: str) -> int:
     return 3 if target == "torch.sym_ite" else 2
 
 
-@dataclass
+@dataclass(slots=True)
 class Draft:
     """A plan node before slot assignment (value numbers in place of slots)."""
 
@@ -237,17 +237,8 @@ def draft_node(
     info = resolved.info if resolved.info is not None else op_info(op)
     args, kwargs = _bind(info, inputs, refs, where, "operator")
     outs, returns_list = _op_outputs(info, outputs, define, where)
-    return Draft(
-        name=name,
-        target=target,
-        kind="op",
-        op=op,
-        args=tuple(args),
-        kwargs=kwargs,
-        outputs=outs,
-        returns_list=returns_list,
-        returns_tuple=len(info.returns) > 1,
-    )
+    returns_tuple = len(info.returns) > 1
+    return Draft(name, target, "op", op, tuple(args), kwargs, outs, returns_list, returns_tuple)
 
 
 def _python_node(

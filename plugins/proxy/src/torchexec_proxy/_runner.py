@@ -1,24 +1,25 @@
 """Run a :class:`~torchexec_proxy.plan.Plan` in Python: the hot path.
 
-At construction every plan node becomes a *step*, a tuple ``(code, fn, a, b, out, free)``. The
-common shapes run inline in the loop of :meth:`ProxyRunner.__call__` without a Python frame of
-their own:
+At construction every plan node becomes a *step*, a tuple ``(code, fn, a, b, out, free)`` whose
+``code`` is a :class:`StepCode`. The common shapes run inline in the loop of
+:meth:`ProxyRunner.__call__` without a Python frame of their own:
 
-- code 1: ``slots[out] = fn(slots[a])``
-- code 2: ``slots[out] = fn(slots[a], slots[b])``
-- code 3: ``slots[out] = fn(slots[a], b)`` (``b`` a constant)
-- code 4: ``slots[out] = fn(slots[a], *b)`` (``b`` a tuple of constants)
+- ``UNARY``: ``slots[out] = fn(slots[a])``
+- ``BINARY``: ``slots[out] = fn(slots[a], slots[b])``
+- ``WITH_CONST``: ``slots[out] = fn(slots[a], b)`` (``b`` a constant)
+- ``WITH_CONSTS``: ``slots[out] = fn(slots[a], *b)`` (``b`` a tuple of constants)
 
 where ``fn`` is the operator's underlying builtin (``OpOverload._op``, which ``OpOverload.__call__``
 forwards to), trailing arguments equal to their schema defaults are left to the dispatcher, and
 ``free`` is a slot to clear after the call (a scratch slot when there is none). Everything else
 (keyword arguments, tensor lists, several outputs, several slots to free, TorchBind calls) is
-code 0: ``fn(slots)``, a closure built here that does the whole node.
+``GENERAL``: ``fn(slots)``, a closure built here that does the whole node.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from enum import Enum
 from typing import Any
 
 import torch
@@ -27,10 +28,28 @@ from torchexec import InputMismatchError
 from torchexec_proxy._schema import op_info
 from torchexec_proxy.plan import Arg, MixedList, Plan, PlanNode, Slot, SlotList, Static
 
-__all__ = ["ProxyRunner", "compile_step"]
+__all__ = ["ProxyRunner", "StepCode", "compile_step"]
 
-Step = tuple[int, Callable[..., Any], Any, Any, int, int]
+
+class StepCode(Enum):
+    """What a step does (see the module docstring); the loop tests it with ``is``."""
+
+    GENERAL = "general"
+    UNARY = "unary"
+    BINARY = "binary"
+    WITH_CONST = "with_const"
+    WITH_CONSTS = "with_consts"
+
+
+Step = tuple[StepCode, Callable[..., Any], Any, Any, int, int]
 Slots = list[Any]
+
+# Plain names for the codes, which the run loop reads as (cached) globals.
+GENERAL = StepCode.GENERAL
+UNARY = StepCode.UNARY
+BINARY = StepCode.BINARY
+WITH_CONST = StepCode.WITH_CONST
+WITH_CONSTS = StepCode.WITH_CONSTS
 
 
 def _same(a: object, b: object) -> bool:
@@ -51,7 +70,7 @@ def _call_args(node: PlanNode) -> tuple[list[Arg], dict[str, Arg]]:
     if node.kind != "op":
         return args, kwargs
     info = op_info(node.op)
-    positional = [a for a in info.args if not a.kwarg_only]
+    positional = info.positional
     while args:
         i = len(args) - 1
         a = args[i]
@@ -60,9 +79,9 @@ def _call_args(node: PlanNode) -> tuple[list[Arg], dict[str, Arg]]:
             args.pop()
         else:
             break
-    for a_info in info.args:
-        if a_info.kwarg_only and a_info.name in kwargs:
-            v = kwargs[a_info.name]
+    if kwargs:
+        for a_info in info.keyword:
+            v = kwargs.get(a_info.name)
             if isinstance(v, Static) and a_info.has_default and _same(v.value, a_info.default):
                 del kwargs[a_info.name]
     return args, kwargs
@@ -147,7 +166,7 @@ def compile_step(node: PlanNode, scratch: int, state: Sequence[Any]) -> Step:
     if node.kind == "torchbind":
         obj_arg = node.args[0]
         assert isinstance(obj_arg, Slot)
-        return (0, _torchbind(node, state[obj_arg.index]), 0, 0, scratch, scratch)
+        return (GENERAL, _torchbind(node, state[obj_arg.index]), 0, 0, scratch, scratch)
     fn = _callable(node)
     args, kwargs = _call_args(node)
     single = len(node.outputs) == 1 and not (node.returns_tuple or node.returns_list)
@@ -161,15 +180,15 @@ def compile_step(node: PlanNode, scratch: int, state: Sequence[Any]) -> Step:
             first = args[0].index
             rest = args[1:]
             if not rest:
-                return (1, fn, first, 0, out, free)
+                return (UNARY, fn, first, 0, out, free)
             if len(rest) == 1 and isinstance(rest[0], Slot):
-                return (2, fn, first, rest[0].index, out, free)
+                return (BINARY, fn, first, rest[0].index, out, free)
             if all(isinstance(a, Static) for a in rest):
                 consts = tuple(a.value for a in rest)  # type: ignore[union-attr]
                 if len(consts) == 1:
-                    return (3, fn, first, consts[0], out, free)
-                return (4, fn, first, consts, out, free)
-    return (0, _general(node, fn, args, kwargs), 0, 0, scratch, scratch)
+                    return (WITH_CONST, fn, first, consts[0], out, free)
+                return (WITH_CONSTS, fn, first, consts, out, free)
+    return (GENERAL, _general(node, fn, args, kwargs), 0, 0, scratch, scratch)
 
 
 class ProxyRunner:
@@ -235,13 +254,13 @@ class ProxyRunner:
     def __call__(self, *args: Any) -> list[Any]:
         s = self._start(args)
         for code, fn, a, b, out, free in self._steps:
-            if code == 1:
+            if code is UNARY:
                 s[out] = fn(s[a])
-            elif code == 2:
+            elif code is BINARY:
                 s[out] = fn(s[a], s[b])
-            elif code == 3:
+            elif code is WITH_CONST:
                 s[out] = fn(s[a], b)
-            elif code == 4:
+            elif code is WITH_CONSTS:
                 s[out] = fn(s[a], *b)
             else:
                 fn(s)
@@ -256,13 +275,13 @@ class ProxyRunner:
         """
         s = self._start(args)
         for node, (code, fn, a, b, out, free) in zip(self.plan.nodes, self._steps, strict=True):
-            if code == 1:
+            if code is UNARY:
                 s[out] = fn(s[a])
-            elif code == 2:
+            elif code is BINARY:
                 s[out] = fn(s[a], s[b])
-            elif code == 3:
+            elif code is WITH_CONST:
                 s[out] = fn(s[a], b)
-            elif code == 4:
+            elif code is WITH_CONSTS:
                 s[out] = fn(s[a], *b)
             else:
                 fn(s)

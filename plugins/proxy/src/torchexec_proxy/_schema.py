@@ -166,6 +166,10 @@ class OpInfo:
     returns: tuple[ReturnInfo, ...]
     returns_list: bool
     """The operator returns exactly one ``Tensor[]``."""
+    positional: tuple[ArgInfo, ...]
+    """The arguments passed by position (declared before ``*``), in order."""
+    keyword: tuple[ArgInfo, ...]
+    """The keyword-only arguments, in order."""
 
 
 def _unwrap(t: Any) -> tuple[str, bool, Any]:
@@ -232,6 +236,8 @@ def schema_info(schema: torch.FunctionSchema, skip_self: bool = False) -> OpInfo
         returns_list=(
             len(returns) == 1 and returns[0].kind == "ListType" and returns[0].elem == "TensorType"
         ),
+        positional=tuple(a for a in args if not a.kwarg_only),
+        keyword=tuple(a for a in args if a.kwarg_only),
     )
 
 

@@ -92,7 +92,10 @@ def assign_slots(
     remap = _Remap(slot_of)
     for k, d in enumerate(drafts):
         reads = d.reads if len(d.reads) < 2 else dict.fromkeys(d.reads)
-        dying: list[int] = [slot_of[v] for v in reads if last[v] == k]  # type: ignore[misc]
+        dying: list[int] = []
+        for v in reads:
+            if last[v] == k:
+                dying.append(slot_of[v])  # type: ignore[arg-type]
         outputs: list[int | None] = []
         for ov in d.outputs:
             if ov is None or last[ov] == NEVER:
@@ -111,18 +114,20 @@ def assign_slots(
         if dying:
             pool.extend(dying)
             dying.sort()
+        # Positional, in PlanNode's field order: a frozen dataclass takes keywords more slowly,
+        # and this runs once per node.
         nodes.append(
             PlanNode(
-                name=d.name,
-                target=d.target,
-                kind=d.kind,
-                op=d.op,
-                args=tuple([a if type(a) is Static else remap(a) for a in d.args]),
-                kwargs={n: remap(a) for n, a in d.kwargs.items()} if d.kwargs else {},
-                outputs=tuple(outputs),
-                returns_list=d.returns_list,
-                free_after=tuple(dying),
-                returns_tuple=d.returns_tuple,
+                d.name,
+                d.target,
+                d.kind,
+                d.op,
+                tuple([a if type(a) is Static else remap(a) for a in d.args]),
+                {n: remap(a) for n, a in d.kwargs.items()} if d.kwargs else {},
+                tuple(outputs),
+                d.returns_list,
+                tuple(dying),
+                d.returns_tuple,
             )
         )
     return SlotAssignment(slot_of, nodes, count)

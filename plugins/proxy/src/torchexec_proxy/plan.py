@@ -86,6 +86,9 @@ class PlanNode:
         returns_tuple: the call returns a tuple whose elements are ``outputs`` (operators with
             several returns, TorchBind methods returning a tuple). Otherwise a node with one
             output stores the returned value itself.
+
+    The loader creates nodes with positional arguments (faster for a frozen dataclass), so the
+    order of these fields is part of this class's contract.
     """
 
     name: str

@@ -6,6 +6,7 @@
 #include <c10/util/Exception.h>
 
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 namespace torchexec {
@@ -109,32 +110,42 @@ void Builder::write(int64_t slot, TypePtr type, const std::string& what) {
   type_[static_cast<size_t>(slot)] = std::move(type);
 }
 
+namespace {
+
+// An encoded input kind: the enum run() checks and the type the input's slot holds.
+std::pair<InputKind, TypePtr> input_kind(const std::string& kind) {
+  if (kind == "tensor") {
+    return {InputKind::kTensor, c10::TensorType::get()};
+  }
+  if (kind == "int") {
+    return {InputKind::kInt, c10::IntType::get()};
+  }
+  if (kind == "float") {
+    return {InputKind::kFloat, c10::FloatType::get()};
+  }
+  if (kind == "bool") {
+    return {InputKind::kBool, c10::BoolType::get()};
+  }
+  if (kind == "str") {
+    return {InputKind::kStr, c10::StringType::get()};
+  }
+  TORCH_CHECK(kind == "any", "unknown input kind '", kind,
+              "' (expected tensor, int, float, bool, str or any)");
+  return {InputKind::kAny, c10::AnyType::get()};
+}
+
+}  // namespace
+
 void Builder::decode_inputs(const std::vector<InputRow>& rows) {
   for (size_t i = 0; i < rows.size(); ++i) {
     const std::string what = "input " + std::to_string(i);
     const auto& [slot, kind, dtype, device, device_index] = rows[i];
     InputSpec spec;
     spec.slot = slot;
-    spec.kind = kind;
     spec.device_index = device_index;
     TypePtr type;
-    if (kind == "tensor") {
-      type = c10::TensorType::get();
-    } else if (kind == "int") {
-      type = c10::IntType::get();
-    } else if (kind == "float") {
-      type = c10::FloatType::get();
-    } else if (kind == "bool") {
-      type = c10::BoolType::get();
-    } else if (kind == "str") {
-      type = c10::StringType::get();
-    } else if (kind == "any") {
-      type = c10::AnyType::get();
-    } else {
-      TORCH_CHECK(false, where_, ": ", what, ": unknown input kind '", kind,
-                  "' (expected tensor, int, float, bool, str or any)");
-    }
     try {
+      std::tie(spec.kind, type) = input_kind(kind);
       if (!dtype.empty()) {
         spec.dtype = parse_dtype(dtype);
       }
@@ -219,7 +230,7 @@ void Builder::decode_mutations(const std::vector<MutationRow>& rows) {
       m.to_buffer = false;
       TORCH_CHECK(input_index >= 0 && input_index < static_cast<int64_t>(e_.inputs_.size()),
                   where_, ": user input ", input_index, " does not exist");
-      TORCH_CHECK(e_.inputs_[static_cast<size_t>(input_index)].kind == "tensor", where_,
+      TORCH_CHECK(e_.inputs_[static_cast<size_t>(input_index)].kind == InputKind::kTensor, where_,
                   ": user input ", input_index, " is not a tensor");
     } else {
       TORCH_CHECK(false, where_, ": unknown mutation kind '", kind,

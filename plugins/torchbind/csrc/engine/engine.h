@@ -98,10 +98,13 @@ struct Node {
   std::vector<int64_t> frees;    // slots cleared after the call (moved ones excluded)
 };
 
+// What a user input must be; encoded as "tensor", "int", "float", "bool", "str" or "any".
+enum class InputKind : uint8_t { kTensor, kInt, kFloat, kBool, kStr, kAny };
+
 // What run() checks of one user input.
 struct InputSpec {
   int64_t slot = -1;  // -1: the program does not read it (a constant input)
-  std::string kind;   // "tensor", "int", "float", "bool", "str", "any"
+  InputKind kind = InputKind::kAny;
   std::optional<c10::ScalarType> dtype;
   std::optional<c10::DeviceType> device_type;
   int64_t device_index = -1;  // -1: any index
@@ -143,6 +146,10 @@ class Engine : public torch::CustomClassHolder {
   friend class Builder;
 
   void check_inputs(const std::vector<c10::IValue>& inputs) const;
+  std::vector<c10::IValue> initial_slots(const std::vector<c10::IValue>& inputs) const;
+  std::vector<c10::IValue> program_outputs(const std::vector<c10::IValue>& slots) const;
+  void apply_mutations(const std::vector<c10::IValue>& slots,
+                       const std::vector<c10::IValue>& inputs) const;
 
   PlanState plan_;
   std::vector<std::string> allowed_namespaces_;

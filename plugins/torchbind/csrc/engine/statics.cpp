@@ -114,6 +114,13 @@ struct Encoded {
   }
 };
 
+TypePtr unwrap_optional_type(const TypePtr& type) {
+  if (auto opt = type->cast<c10::OptionalType>()) {
+    return opt->getElementType();
+  }
+  return type;
+}
+
 [[noreturn]] void mismatch(const TypePtr& type, const Encoded& e) {
   TORCH_CHECK(false, "expected a value of type ", type_name(type), ", got a static '", e.tag,
               "'");
@@ -229,91 +236,106 @@ std::string dtype_name(c10::ScalarType dtype) {
   }
 }
 
+namespace {
+
+// The typed conversions of decode_static, one per schema type kind. Each returns the IValue the
+// argument takes or throws naming what was expected.
+
+// int, SymInt, and the enums a schema spells as int: ScalarType, Layout, MemoryFormat.
+IValue static_int(const Encoded& e, const TypePtr& want) {
+  if (e.tag == "int") {
+    return e.one_int();
+  }
+  if (e.tag == "dtype") {
+    return static_cast<int64_t>(parse_dtype(e.text));
+  }
+  if (e.tag == "layout") {
+    return static_cast<int64_t>(parse_layout(e.text));
+  }
+  if (e.tag == "memory_format") {
+    return static_cast<int64_t>(parse_memory_format(e.text));
+  }
+  mismatch(want, e);
+}
+
+IValue static_float(const Encoded& e, const TypePtr& want) {
+  if (e.tag == "float") {
+    return e.one_float();
+  }
+  if (e.tag == "int") {
+    return static_cast<double>(e.one_int());
+  }
+  mismatch(want, e);
+}
+
+IValue static_complex(const Encoded& e, const TypePtr& want) {
+  if (e.tag == "complex") {
+    return e.complex();
+  }
+  if (e.tag == "float") {
+    return c10::complex<double>(e.one_float(), 0.0);
+  }
+  if (e.tag == "int") {
+    return c10::complex<double>(static_cast<double>(e.one_int()), 0.0);
+  }
+  mismatch(want, e);
+}
+
+IValue static_tensor(const Encoded& e, const TypePtr& want) {
+  if (e.tag == "tensor") {
+    TORCH_CHECK(e.value.isTensor(), "static 'tensor' needs a tensor value");
+    return e.value;
+  }
+  // A number where a tensor is expected (aten.add.Tensor(x, 1) in a graph) becomes a
+  // wrapped-number tensor, exactly as torch.ops converts it when called from Python, so type
+  // promotion treats it as a scalar.
+  if (e.is_number()) {
+    return wrapped_number(e);
+  }
+  mismatch(want, e);
+}
+
+// A static of one tag only (bool, str, Device, a list): its value, or a mismatch.
+template <typename Decode>
+IValue static_of(const Encoded& e, const TypePtr& want, bool matches, Decode decode) {
+  if (matches) {
+    return decode();
+  }
+  mismatch(want, e);
+}
+
+}  // namespace
+
 IValue decode_static(const ArgRow& row, const TypePtr& type) {
   const Encoded e(row);
-  TypePtr want = type;
   if (e.tag == "none") {
-    TORCH_CHECK(want->kind() == TypeKind::OptionalType || want->kind() == TypeKind::NoneType ||
-                    want->kind() == TypeKind::AnyType,
-                "expected a value of type ", type_name(want), ", got None");
+    TORCH_CHECK(type->kind() == TypeKind::OptionalType || type->kind() == TypeKind::NoneType ||
+                    type->kind() == TypeKind::AnyType,
+                "expected a value of type ", type_name(type), ", got None");
     return IValue();
   }
-  if (auto opt = want->cast<c10::OptionalType>()) {
-    want = opt->getElementType();
-  }
+  const TypePtr want = unwrap_optional_type(type);
   switch (want->kind()) {
     case TypeKind::AnyType:
       return decode_static_untyped(row);
-    case TypeKind::IntType:  // int, SymInt, ScalarType, Layout, MemoryFormat
-      if (e.tag == "int") {
-        return e.one_int();
-      }
-      if (e.tag == "dtype") {
-        return static_cast<int64_t>(parse_dtype(e.text));
-      }
-      if (e.tag == "layout") {
-        return static_cast<int64_t>(parse_layout(e.text));
-      }
-      if (e.tag == "memory_format") {
-        return static_cast<int64_t>(parse_memory_format(e.text));
-      }
-      mismatch(want, e);
+    case TypeKind::IntType:
+      return static_int(e, want);
     case TypeKind::FloatType:
-      if (e.tag == "float") {
-        return e.one_float();
-      }
-      if (e.tag == "int") {
-        return static_cast<double>(e.one_int());
-      }
-      mismatch(want, e);
-    case TypeKind::BoolType:
-      if (e.tag == "bool") {
-        return e.one_int() != 0;
-      }
-      mismatch(want, e);
-    case TypeKind::NumberType:  // Scalar
-      if (e.is_number()) {
-        return decode_static_untyped(row);
-      }
-      mismatch(want, e);
+      return static_float(e, want);
     case TypeKind::ComplexType:
-      if (e.tag == "complex") {
-        return e.complex();
-      }
-      if (e.tag == "float") {
-        return c10::complex<double>(e.one_float(), 0.0);
-      }
-      if (e.tag == "int") {
-        return c10::complex<double>(static_cast<double>(e.one_int()), 0.0);
-      }
-      mismatch(want, e);
-    case TypeKind::StringType:
-      if (e.tag == "str") {
-        return e.text;
-      }
-      mismatch(want, e);
-    case TypeKind::DeviceObjType:
-      if (e.tag == "device") {
-        return c10::Device(e.text);
-      }
-      mismatch(want, e);
-    case TypeKind::ListType:
-      if (e.is_list()) {
-        return decode_list(e, want);
-      }
-      mismatch(want, e);
+      return static_complex(e, want);
     case TypeKind::TensorType:
-      if (e.tag == "tensor") {
-        TORCH_CHECK(e.value.isTensor(), "static 'tensor' needs a tensor value");
-        return e.value;
-      }
-      // A number where a tensor is expected (aten.add.Tensor(x, 1) in a graph) becomes a
-      // wrapped-number tensor, exactly as torch.ops converts it when called from Python, so
-      // type promotion treats it as a scalar.
-      if (e.is_number()) {
-        return wrapped_number(e);
-      }
-      mismatch(want, e);
+      return static_tensor(e, want);
+    case TypeKind::NumberType:  // Scalar
+      return static_of(e, want, e.is_number(), [&] { return decode_static_untyped(row); });
+    case TypeKind::BoolType:
+      return static_of(e, want, e.tag == "bool", [&] { return IValue(e.one_int() != 0); });
+    case TypeKind::StringType:
+      return static_of(e, want, e.tag == "str", [&] { return IValue(e.text); });
+    case TypeKind::DeviceObjType:
+      return static_of(e, want, e.tag == "device", [&] { return IValue(c10::Device(e.text)); });
+    case TypeKind::ListType:
+      return static_of(e, want, e.is_list(), [&] { return decode_list(e, want); });
     default:
       TORCH_CHECK(false, "a static value cannot be given for an argument of type ",
                   type_name(type), " (got '", e.tag, "')");

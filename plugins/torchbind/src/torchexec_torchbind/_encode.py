@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import torch
@@ -39,6 +40,7 @@ __all__ = [
     "ENGINE_FORMAT",
     "ENGINE_VERSION",
     "ArgRow",
+    "InputKind",
     "InputSpec",
     "encode_plan",
     "encode_static",
@@ -50,8 +52,20 @@ ENGINE_VERSION = 1
 ArgRow = tuple[str, str, list[int], list[float], str, Any]
 """One encoded argument: ``(keyword, tag, ints, floats, text, value)``."""
 
-_KINDS = ("tensor", "int", "float", "bool", "str", "any")
 _INT64 = (-(2**63), 2**63 - 1)
+
+
+class InputKind(StrEnum):
+    """What a user input must be (``InputKind`` in ``csrc/engine/engine.h``); the plan carries
+    the value, which the engine turns into its own enum when it is built."""
+
+    TENSOR = "tensor"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    STR = "str"
+    ANY = "any"
+    """No check."""
 
 
 @dataclass(frozen=True)
@@ -59,26 +73,34 @@ class InputSpec:
     """What the engine checks of one flat user input at every ``run``.
 
     Attributes:
-        kind: ``"tensor"``, ``"int"``, ``"float"``, ``"bool"``, ``"str"`` or ``"any"`` (no check).
+        kind: an :class:`InputKind` or its value (``"tensor"``, ``"int"``, ...).
         dtype: the tensor's dtype, or ``None`` for any.
         device: the tensor's device, or ``None`` for any; a device without an index accepts
             every index of its type.
     """
 
-    kind: str = "any"
+    kind: InputKind | str = InputKind.ANY
     dtype: torch.dtype | None = None
     device: torch.device | None = None
 
+    def __post_init__(self) -> None:
+        try:
+            kind = InputKind(self.kind)
+        except ValueError:
+            known = ", ".join(k.value for k in InputKind)
+            raise ProgramError(
+                f"unknown input kind {self.kind!r}; expected one of {known}"
+            ) from None
+        object.__setattr__(self, "kind", kind)
+
     def encode(self, slot: int | None) -> tuple[int, str, str, str, int]:
         """The engine's ``(slot, kind, dtype, device type, device index)`` row."""
-        if self.kind not in _KINDS:
-            raise ProgramError(f"unknown input kind {self.kind!r}; expected one of {_KINDS}")
         dtype = _dtype_name(self.dtype) if self.dtype is not None else ""
         dev_type = self.device.type if self.device is not None else ""
         dev_index = -1
         if self.device is not None and self.device.index is not None:
             dev_index = self.device.index
-        return (-1 if slot is None else slot, self.kind, dtype, dev_type, dev_index)
+        return (-1 if slot is None else slot, str(self.kind), dtype, dev_type, dev_index)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
