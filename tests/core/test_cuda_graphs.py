@@ -146,3 +146,28 @@ def test_what_cannot_be_captured_is_refused_naming_the_node(
     x = torch.randn(4, device=cuda)
     with pytest.raises(torchexec.ProgramError, match=r"node '\w+' \(.*\) " + match):
         torchexec.execute(fn, x, cuda_graphs=True)
+
+
+@pytest.mark.gpu
+def test_torch_compile_backend_with_cuda_graphs(cuda: torch.device) -> None:
+    torch._dynamo.reset()
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(), torch.nn.Linear(8, 4))
+    model = model.to(cuda).eval()
+    compiled = torch.compile(
+        model, backend="torchexec", options={"executor": "proxy", "cuda_graphs": True}
+    )
+    with torch.no_grad():
+        for _ in range(3):
+            x = torch.randn(5, 8, device=cuda)
+            assert torch.equal(compiled(x), model(x))
+    torch._dynamo.reset()
+
+
+def test_torch_compile_backend_checks_the_cuda_graphs_option() -> None:
+    torch._dynamo.reset()
+    compiled = torch.compile(
+        lambda x: x.sin(), backend="torchexec", options={"cuda_graphs": "always"}
+    )
+    with pytest.raises(torchexec.InvalidOptionsError, match="cuda_graphs must be"):
+        compiled(torch.randn(3))
+    torch._dynamo.reset()

@@ -16,6 +16,7 @@ from ._api import (
     set_cache_size as set_cache_size,
 )
 from ._cache import CacheInfo as CacheInfo
+from ._compile import backend as backend
 from ._errors import (
     DuplicateExecutorError as DuplicateExecutorError,
     ExecutorError as ExecutorError,

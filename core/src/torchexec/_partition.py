@@ -267,7 +267,13 @@ def _needs_functionalization(node: Node) -> bool:
     target = node.target
     if isinstance(target, torch._ops.OpOverload):
         return bool(target._schema.is_mutable)
-    return not (target is operator.getitem or isinstance(target, torch._ops.HigherOrderOperator))
+    if target is operator.getitem or isinstance(target, torch._ops.HigherOrderOperator):
+        return False
+    # Size arithmetic on SymInts (operator.mul, torch.sym_max, ...) is functional already.
+    module = getattr(target, "__module__", None)
+    return not (
+        module in ("_operator", "math") or getattr(target, "__name__", "").startswith("sym_")
+    )
 
 
 def _executor_of(part: Node, names: Sequence[str]) -> str:

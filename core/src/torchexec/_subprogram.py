@@ -19,12 +19,13 @@ import torch.utils._pytree as pytree
 
 from torchexec._errors import ProgramError
 from torchexec._executor import Runner
+from torchexec._graph_program import argument_for
 from torchexec._placement import is_operator_node, operator_name
 from torchexec._program import Program
 
 if TYPE_CHECKING:
     from torch.export import ExportedProgram
-    from torch.export.graph_signature import ArgumentSpec, InputSpec
+    from torch.export.graph_signature import InputSpec
     from torch.fx import GraphModule, Node
 
 __all__ = ["SubProgram", "build_subprogram"]
@@ -48,32 +49,6 @@ class SubProgram:
     operators: dict[str, int]
     executor: str = ""
     runner: Runner | None = field(default=None, repr=False)
-
-
-def _argument_for(node: Node, where: str) -> ArgumentSpec:
-    """The signature argument of a value crossing a partition boundary, from its example value."""
-    from torch.export.graph_signature import (
-        ConstantArgument,
-        SymBoolArgument,
-        SymFloatArgument,
-        SymIntArgument,
-        TensorArgument,
-    )
-
-    val = node.meta.get("val")
-    if isinstance(val, torch.Tensor):
-        return TensorArgument(name=node.name)
-    if isinstance(val, torch.SymInt):
-        return SymIntArgument(name=node.name)
-    if isinstance(val, torch.SymFloat):
-        return SymFloatArgument(name=node.name)
-    if isinstance(val, torch.SymBool):
-        return SymBoolArgument(name=node.name)
-    if val is None or isinstance(val, (int, float, bool, str)):
-        return ConstantArgument(name=node.name, value=val)
-    raise ProgramError(
-        f"cannot pass {where} {node.name!r} ({type(val).__name__}) across a partition boundary"
-    )
 
 
 def _top_level_specs(ep: ExportedProgram) -> dict[str, InputSpec]:
@@ -146,7 +121,7 @@ def build_subprogram(ep: ExportedProgram, top: GraphModule, part: Node, *, name:
         arg = (
             dataclasses.replace(original.arg, name=ph.name)
             if original is not None
-            else _argument_for(ph, "the value")
+            else argument_for(ph, "the value")
         )
         input_specs.append(InputSpec(kind=InputKind.USER_INPUT, arg=arg, target=None))
 
@@ -155,7 +130,7 @@ def build_subprogram(ep: ExportedProgram, top: GraphModule, part: Node, *, name:
     if not isinstance(outs, (tuple, list)):
         raise ProgramError(f"internal error: partition {part.target} does not return a tuple")
     output_specs = [
-        OutputSpec(kind=OutputKind.USER_OUTPUT, arg=_argument_for(o, "the output"), target=None)
+        OutputSpec(kind=OutputKind.USER_OUTPUT, arg=argument_for(o, "the output"), target=None)
         for o in outs
     ]
     in_spec = pytree.tree_structure((tuple(range(len(user))), {}))
