@@ -94,9 +94,8 @@ class PreparedProgram:
     Each call checks its inputs against the spec the program was prepared for and raises
     :class:`~torchexec.InputMismatchError` naming the input and how it differs.
 
-    Attributes:
-        executor: the executor's name, or the tuple of names of a priority list.
-        placement: which executor runs which operator nodes (:class:`~torchexec.Placement`).
+    ``executor`` is the executor's name, or the tuple of names of a priority list;
+    :attr:`placement` says which executor runs which operator nodes.
     """
 
     def __init__(
