@@ -171,3 +171,16 @@ def test_torch_compile_backend_checks_the_cuda_graphs_option() -> None:
     with pytest.raises(torchexec.InvalidOptionsError, match="cuda_graphs must be"):
         compiled(torch.randn(3))
     torch._dynamo.reset()
+
+
+@pytest.mark.gpu
+def test_the_shared_pool_outlives_its_graphs(cuda: torch.device) -> None:
+    import gc
+
+    x, y = torch.randn(16, device=cuda), torch.randn(16, device=cuda)
+    gm = make_fx(_chain)(x, y)
+    for _ in range(3):  # each graph is dropped before the next one is captured into the pool
+        prepared = torchexec.prepare(gm, x, y, executor="proxy", cuda_graphs=True)
+        assert torch.equal(prepared(x, y), gm(x, y))
+        del prepared
+        gc.collect()

@@ -44,12 +44,20 @@ def cuda_graphs_mode(value: object) -> CudaGraphs:
 
 
 def _pool(device: torch.device) -> Any:
-    """One memory pool per device, shared by every graph torchexec captures in this process."""
+    """One memory pool per device, shared by every graph torchexec captures in this process.
+
+    The caching allocator frees a pool once no graph uses it, and refuses its handle after
+    that; a small graph captured into the pool when it is made, and kept here, keeps it alive.
+    """
     index = device.index if device.index is not None else torch.cuda.current_device()
     with _POOLS_LOCK:
         if index not in _POOLS:
-            _POOLS[index] = torch.cuda.graph_pool_handle()
-        return _POOLS[index]
+            handle = torch.cuda.graph_pool_handle()
+            keeper = torch.cuda.CUDAGraph()
+            with torch.cuda.device(index), torch.cuda.graph(keeper, pool=handle):
+                torch.zeros(1, device=f"cuda:{index}").add_(1)
+            _POOLS[index] = (handle, keeper)
+        return _POOLS[index][0]
 
 
 def check_capturable(program: Program, leaves: Sequence[Any], executors: Sequence[str]) -> None:
@@ -101,6 +109,56 @@ def check_capturable(program: Program, leaves: Sequence[Any], executors: Sequenc
                 )
 
 
+def _written_placeholder(node: Any) -> Any:
+    """The placeholder a written argument aliases (through view operators), if any."""
+    while node.op == "call_function" and node.args and isinstance(node.args[0], torch.fx.Node):
+        target = node.target
+        schema = getattr(target, "_schema", None)
+        returns = schema.returns if schema is not None else ()
+        if not (returns and returns[0].alias_info is not None):
+            return None
+        node = node.args[0]
+    return node if node.op == "placeholder" else None
+
+
+def _mutations(program: Program) -> tuple[set[str], list[int]]:
+    """The state (by name) and user inputs (by flat index) a program writes: as mutation outputs
+    of a functional program, and as in-place operators on them in a training-IR graph."""
+    from torch.export.graph_signature import InputKind
+
+    targets: set[str] = set()
+    inputs: set[int] = set()
+    for out in program.graph_outputs():
+        if out.kind == "buffer_mutation" and out.target is not None:
+            targets.add(out.target)
+        elif out.kind == "user_input_mutation" and out.user_input is not None:
+            inputs.add(out.user_input)
+    specs = program.exported_program().graph_signature.input_specs
+    by_name = {spec.arg.name: spec for spec in specs}
+    user = [spec.arg.name for spec in specs if spec.kind == InputKind.USER_INPUT]
+    for node in program.graph_module().graph.nodes:
+        schema = getattr(node.target, "_schema", None) if node.op == "call_function" else None
+        if schema is None or not schema.is_mutable:
+            continue
+        values = dict(zip((a.name for a in schema.arguments), node.args, strict=False))
+        values.update(node.kwargs)
+        for arg in schema.arguments:
+            value = values.get(arg.name)
+            if arg.alias_info is None or not arg.alias_info.is_write:
+                continue
+            if not isinstance(value, torch.fx.Node):
+                continue
+            ph = _written_placeholder(value)
+            spec = by_name.get(ph.name) if ph is not None else None
+            if spec is None:
+                continue
+            if spec.kind == InputKind.USER_INPUT:
+                inputs.add(user.index(spec.arg.name))
+            elif spec.target is not None:
+                targets.add(spec.target)
+    return targets, sorted(inputs)
+
+
 class CudaGraphRunner:
     """Wraps a capture-safe runner: the first call warms it up on a side stream and captures it
     with static input buffers; each later call copies the inputs in and replays.
@@ -119,16 +177,9 @@ class CudaGraphRunner:
         self._runner = runner
         self._name = program.name
         self._reuse = reuse_outputs
-        outputs = program.graph_outputs()
         state = program.state()
-        self._buffers = [
-            state[o.target] for o in outputs if o.kind == "buffer_mutation" and o.target is not None
-        ]
-        self._mutated_inputs = [
-            o.user_input
-            for o in outputs
-            if o.kind == "user_input_mutation" and o.user_input is not None
-        ]
+        targets, self._mutated_inputs = _mutations(program)
+        self._buffers = [state[t] for t in sorted(targets)]
         self._graph: torch.cuda.CUDAGraph | None = None
         self._static_in: list[Any] = []
         self._static_out: Sequence[Any] = ()
