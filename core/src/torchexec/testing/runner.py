@@ -332,6 +332,9 @@ class Checker:
             actual = self.execute(case, executor)
         except _PrepareFailed as wrapped:
             exc = wrapped.error
+            if isinstance(exc, torchexec.UnsupportedOperatorError):
+                # The executor does not claim an operator (supports() said so): not a failure.
+                return Outcome(executor, "unsupported", f"not claimed: {exc}")
             return Outcome(
                 executor,
                 "raised",
