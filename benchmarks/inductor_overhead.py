@@ -33,38 +33,22 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.fx.experimental.proxy_tensor import make_fx
 
-import torchexec
-from torchexec._demo import DemoModel
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # for the benchmarks package (shared workloads)
+    sys.path.insert(0, str(REPO))
 
-
-def chain_program(n: int = 200, size: int = 16) -> tuple[torch.fx.GraphModule, torch.Tensor]:
-    """An ATen graph of ``n`` small elementwise nodes (the chain of benchmarks/run.py, shorter)."""
-
-    def chain(x: torch.Tensor) -> torch.Tensor:
-        for i in range(n // 4):
-            x = torch.sin(x)
-            x = x * 0.5 if i % 2 else x + 0.25
-            x = torch.relu(x)
-            x = torch.neg(x)
-        return x
-
-    x = torch.randn(size)
-    return make_fx(chain)(x), x
-
-
-def _per_call(fn: Callable[[], object], number: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter() - t0) / number
+import torchexec  # noqa: E402
+from benchmarks.programs import chain_program  # noqa: E402
+from torchexec._demo import DemoModel  # noqa: E402
+from torchexec._timing import time_per_call  # noqa: E402
 
 
 def compare(
@@ -77,7 +61,7 @@ def compare(
     times: dict[str, list[float]] = {k: [] for k in ways}
     ratios: dict[str, list[float]] = {k: [] for k in ways}
     for _ in range(rounds):
-        row = {k: _per_call(fn, number) for k, fn in ways.items()}
+        row = {k: time_per_call(fn, number) for k, fn in ways.items()}
         for k, t in row.items():
             times[k].append(t)
             ratios[k].append(t / row[base])
@@ -135,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ep = torch.export.export(model, (x,))
     with torch.no_grad():
         results["workloads"]["demo_mlp"] = workload(ep, lambda: model(x), x, args)
-    gm, cx = chain_program()
+    gm, (cx,) = chain_program(200)
     results["workloads"]["chain200"] = workload(gm, lambda: gm(cx), cx, args)
 
     print(f"torch {results['torch']}, {results['threads']} thread(s), {results['machine']}")

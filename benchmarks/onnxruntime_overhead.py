@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,50 +35,17 @@ from typing import Any
 
 import onnxruntime as ort  # type: ignore[import-untyped]
 import torch
-from torch.fx.experimental.proxy_tensor import make_fx
 
-import torchexec
-from torchexec._demo import DemoModel
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # for the benchmarks package (shared workloads)
+    sys.path.insert(0, str(REPO))
+
+import torchexec  # noqa: E402
+from benchmarks.programs import chain_program  # noqa: E402
+from torchexec._demo import DemoModel  # noqa: E402
+from torchexec._timing import side_by_side  # noqa: E402
 
 OPTIONS = {"intra_op_num_threads": 1, "inter_op_num_threads": 1}
-
-
-def chain_program(n: int = 200, size: int = 16) -> tuple[torch.fx.GraphModule, torch.Tensor]:
-    """An ATen graph of ``n`` small elementwise nodes (the chain of benchmarks/run.py, shorter)."""
-
-    def chain(x: torch.Tensor) -> torch.Tensor:
-        for i in range(n // 4):
-            x = torch.sin(x)
-            x = x * 0.5 if i % 2 else x + 0.25
-            x = torch.relu(x)
-            x = torch.neg(x)
-        return x
-
-    x = torch.randn(size)
-    return make_fx(chain)(x), x
-
-
-def side_by_side(
-    candidate: Callable[[], object], baseline: Callable[[], object], number: int, rounds: int
-) -> tuple[float, float, float]:
-    """Median seconds per call of each, and the median of the per-round ratios."""
-    for _ in range(3):
-        candidate()
-        baseline()
-    cand, base, ratios = [], [], []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            candidate()
-        c = (time.perf_counter() - t0) / number
-        t0 = time.perf_counter()
-        for _ in range(number):
-            baseline()
-        b = (time.perf_counter() - t0) / number
-        cand.append(c)
-        base.append(b)
-        ratios.append(c / b)
-    return statistics.median(cand), statistics.median(base), statistics.median(ratios)
 
 
 def raw_session(program: torchexec.Program) -> ort.InferenceSession:
@@ -145,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     model = DemoModel().eval()
     x = torch.randn(32, 64)
-    gm, cx = chain_program()
+    gm, (cx,) = chain_program(200)
     with torch.no_grad():
         rows = [
             measure("demo_mlp", model, lambda: model(x), x, args.quick),
