@@ -16,6 +16,7 @@ import torch
 import torch.utils._pytree as pytree
 
 import torchexec
+from tests import held_out_models
 from tests.core.subset_executor import SubsetExecutor
 
 
@@ -55,32 +56,11 @@ def _cnn() -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
     return net.train(), (torch.randn(2, 3, 8, 8),)
 
 
-def _gpt2() -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
-    transformers = pytest.importorskip("transformers")
-    cfg = transformers.GPT2Config(
-        n_layer=2, n_head=2, n_embd=32, vocab_size=100, n_positions=32, use_cache=False
-    )
-    return transformers.GPT2Model(cfg).eval(), (torch.randint(0, 100, (2, 8)),)
-
-
-def _bert() -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
-    transformers = pytest.importorskip("transformers")
-    cfg = transformers.BertConfig(
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        hidden_size=32,
-        intermediate_size=64,
-        vocab_size=100,
-        max_position_embeddings=32,
-    )
-    return transformers.BertModel(cfg).eval(), (torch.randint(0, 100, (2, 8)),)
-
-
 MODELS: dict[str, Callable[[], tuple[torch.nn.Module, tuple[torch.Tensor, ...]]]] = {
     "transformer_encoder": _encoder,
     "cnn_batchnorm": _cnn,
-    "gpt2": _gpt2,
-    "bert": _bert,
+    "gpt2": held_out_models.gpt2,
+    "bert": held_out_models.bert,
 }
 
 
