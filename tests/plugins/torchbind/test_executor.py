@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,8 +11,11 @@ import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
 import torchexec
+from benchmarks.programs import peak_bytes
 
 from .conftest import TESTING_NS, Agree, assert_same
+
+CPU = torch.device("cpu")
 
 pytestmark = pytest.mark.usefixtures("engine_lib")
 
@@ -74,20 +76,6 @@ def test_library_loads_lazily() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def _peak_cpu_bytes(fn: Callable[[], object]) -> int:
-    """Peak of CPU allocations minus frees while ``fn`` runs (from the profiler's memory events)."""
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    with torch.profiler.profile(activities=activities, profile_memory=True) as prof:
-        fn()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    events.sort(key=lambda e: e.start_ns())
-    live = peak = 0
-    for e in events:
-        live += e.nbytes()
-        peak = max(peak, live)
-    return peak
-
-
 def test_peak_memory_not_above_gm_forward() -> None:
     """Intermediates are released at their last use (moved into the call or freed after it)."""
 
@@ -100,8 +88,8 @@ def test_peak_memory_not_above_gm_forward() -> None:
     gm = make_fx(chain)(x, y)
     run = torchexec.prepare(gm, x, y, executor="torchbind")
     run(x, y)
-    engine_peak = _peak_cpu_bytes(lambda: run(x, y))
-    eager_peak = _peak_cpu_bytes(lambda: gm(x, y))
+    engine_peak = peak_bytes(lambda: run(x, y), CPU)
+    eager_peak = peak_bytes(lambda: gm(x, y), CPU)
     assert 0 < engine_peak <= eager_peak
     assert engine_peak <= 3 * x.nbytes  # never more than two intermediates and an output
 
