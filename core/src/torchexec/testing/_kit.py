@@ -74,6 +74,9 @@ class KitOptions:
     skips: list[Path] = field(default_factory=list)
     tolerances: Path | None = None
     executor_options: dict[str, dict[str, object]] = field(default_factory=dict)
+    worker: str | None = None
+    """The pytest-xdist worker id (``gw0``...) when the run is sharded: the crash journal is then
+    one file per worker."""
 
 
 def _hypothesis_settings(profile: str, p: Profile) -> None:
@@ -129,7 +132,8 @@ class Kit:
         if options.tolerances is not None:
             tolerances = tolerances.merged(Tolerances.load(options.tolerances))
         self.skips = SkipList.load(options.skips)
-        self.journal = None if options.report is None else options.report.with_suffix(".journal")
+        journal = ".journal" if options.worker is None else f".{options.worker}.journal"
+        self.journal = None if options.report is None else options.report.with_suffix(journal)
         self.report = Report(reference=self.reference, profile=options.profile, seed=self.seed_text)
         self.report.versions = {"torch": torch.__version__, "torchexec": torchexec.__version__}
         self.report.catalog = [op.name for op in CATALOG]
@@ -242,6 +246,10 @@ class Kit:
                 self.report.unused_skips.append(_skip_row(e, why))
         if self.options.report is not None:
             self.report.write(self.options.report)
+        self.drop_journal()
+
+    def drop_journal(self) -> None:
+        """Remove the crash journal (the run ended without a crash)."""
         if self.journal is not None and self.journal.exists():
             self.journal.unlink()
 

@@ -14,6 +14,9 @@ Options:
     --conformance-report PATH    write the JSON report
     --conformance-tolerances P   JSON tolerances merged over the shipped ones
     --executor-options NAME=JSON executor_parameters for one executor (repeatable)
+
+With pytest-xdist (``-n 2``) the kit's tests are shared among worker processes; the controller
+merges the workers' parts into one report (``torchexec.testing._shards``).
 """
 
 from __future__ import annotations
@@ -132,11 +135,18 @@ def pytest_configure(config: pytest.Config) -> None:
                 skips=[Path(p) for p in config.getoption("torchexec_skips")],
                 tolerances=Path(tolerances) if tolerances else None,
                 executor_options=_executor_options(config.getoption("torchexec_executor_options")),
+                worker=_worker_id(config),
             )
         )
     except ValueError as exc:
         raise pytest.UsageError(f"torchexec conformance kit: {exc}") from exc
     config.stash[KIT_KEY] = kit
+
+
+def _worker_id(config: pytest.Config) -> str | None:
+    """The pytest-xdist worker id when this process is a worker of a sharded run."""
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    return None if workerinput is None else str(workerinput["workerid"])
 
 
 def _seed(config: pytest.Config) -> int | None:
@@ -178,17 +188,35 @@ def torchexec_kit(request: pytest.FixtureRequest) -> Kit:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Check the skips files against what ran and write the report."""
+    """Check the skips files against what ran and write the report (on a pytest-xdist worker:
+    hand this worker's part to the controller instead)."""
     kit = session.config.stash.get(KIT_KEY, None)
     if kit is None:
         return
-    known: list[str] = []
     for item in getattr(session, "items", []):
         params: dict[str, Any] = getattr(getattr(item, "callspec", None), "params", {})
         name = params.get("opinfo_name")
         if name is not None:
-            known += [f"{e}::opinfo::{name}" for e in kit.executors]
-    kit.finish(known)
+            kit.known_ids.update(f"{e}::opinfo::{name}" for e in kit.executors)
+    workeroutput: dict[str, Any] | None = getattr(session.config, "workeroutput", None)
+    if workeroutput is None:
+        kit.finish()
+        return
+    from torchexec.testing._shards import WORKEROUTPUT_KEY, shard_state
+
+    workeroutput[WORKEROUTPUT_KEY] = shard_state(kit)
+    kit.drop_journal()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist, on the controller: a worker finished; fold its part into the report."""
+    from torchexec.testing._shards import WORKEROUTPUT_KEY, merge_shard
+
+    kit = node.config.stash.get(KIT_KEY, None)
+    state = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
+    if kit is not None and state is not None:
+        merge_shard(kit, state)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
