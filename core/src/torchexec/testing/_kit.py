@@ -74,6 +74,13 @@ class KitOptions:
     skips: list[Path] = field(default_factory=list)
     tolerances: Path | None = None
     executor_options: dict[str, dict[str, object]] = field(default_factory=dict)
+    distributed: int = 0
+    """Ranks of the distributed tier (programs with collectives on gloo); 0 turns it off."""
+    distributed_setup: list[str] = field(default_factory=list)
+    """Modules each rank process imports first (ones that register executors in-process)."""
+    distributed_timeout: float | None = None
+    """Seconds the ranks of the distributed tier may take in all (default: 120 + 15 per
+    program); a collective waits at most half of it, and never more than a minute."""
     worker: str | None = None
     """The pytest-xdist worker id (``gw0``...) when the run is sharded: the crash journal is then
     one file per worker."""

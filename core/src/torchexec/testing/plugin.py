@@ -14,6 +14,9 @@ Options:
     --conformance-report PATH    write the JSON report
     --conformance-tolerances P   JSON tolerances merged over the shipped ones
     --executor-options NAME=JSON executor_parameters for one executor (repeatable)
+    --distributed N              the distributed tier on N gloo ranks (off by default)
+    --distributed-setup MODULE   a module each rank imports first (repeatable)
+    --distributed-timeout S      how long the ranks may take in all
 
 With pytest-xdist (``-n 2``) the kit's tests are shared among worker processes; the controller
 merges the workers' parts into one report (``torchexec.testing._shards``).
@@ -76,6 +79,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="JSON tolerances (for non-bitwise executors) merged over the shipped ones",
     )  # fmt: skip
     group.addoption(
+        "--distributed", type=int, default=0, metavar="N", dest="torchexec_distributed",
+        help="run programs with collectives on N gloo ranks (the distributed tier; N >= 2)",
+    )  # fmt: skip
+    group.addoption(
+        "--distributed-setup", action="append", default=[], metavar="MODULE",
+        dest="torchexec_distributed_setup",
+        help="a module each rank of the distributed tier imports first, e.g. one that "
+        "registers executors in-process (repeatable)",
+    )  # fmt: skip
+    group.addoption(
+        "--distributed-timeout", type=float, default=None, metavar="SECONDS",
+        dest="torchexec_distributed_timeout",
+        help="how long the ranks of the distributed tier may take in all (default: 120 + 15 "
+        "per program); a rank that has not finished by then is a crash",
+    )  # fmt: skip
+    group.addoption(
         "--executor-options", action="append", default=[], metavar="NAME=JSON",
         dest="torchexec_executor_options",
         help="executor_parameters for one executor, e.g. proxy='{\"allow_pickle\": false}'",
@@ -118,6 +137,8 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"{', '.join(installed) or 'none'} (see 'torchexec list')."
             )
 
+    if config.getoption("torchexec_distributed") not in (0, *range(2, 65)):
+        raise pytest.UsageError("--distributed N: N is the number of ranks, 2 to 64")
     profile = config.getoption("torchexec_profile") or os.environ.get(PROFILE_ENV) or "quick"
     if profile not in PROFILES:
         raise pytest.UsageError(f"{PROFILE_ENV}={profile!r}: expected one of {sorted(PROFILES)}")
@@ -135,6 +156,9 @@ def pytest_configure(config: pytest.Config) -> None:
                 skips=[Path(p) for p in config.getoption("torchexec_skips")],
                 tolerances=Path(tolerances) if tolerances else None,
                 executor_options=_executor_options(config.getoption("torchexec_executor_options")),
+                distributed=config.getoption("torchexec_distributed"),
+                distributed_setup=config.getoption("torchexec_distributed_setup"),
+                distributed_timeout=config.getoption("torchexec_distributed_timeout"),
                 worker=_worker_id(config),
             )
         )

@@ -125,7 +125,7 @@ class Case:
     def ids(self, executor: str) -> list[str]:
         """The conformance ids of this case for ``executor`` (one per operator for programs)."""
         base = f"{executor}::{self.tier}"
-        if self.tier in ("generated", "torchbind"):
+        if self.tier in ("generated", "torchbind", "distributed"):
             return [base, *(f"{base}::{op}" for op in self.operators)]
         return [f"{base}::{self.case_id}"]
 

@@ -2,7 +2,7 @@
 
 Collected only with ``--executor`` (the ``torchexec_kit`` fixture and the options come from
 ``torchexec.testing.plugin``). Order: contract checks, generated programs, programs with
-TorchBind calls, then the OpInfo tier.
+TorchBind calls, then the OpInfo tier, then (with ``--distributed N``) programs with collectives.
 """
 
 from __future__ import annotations
@@ -66,3 +66,18 @@ def test_opinfo(torchexec_kit: Kit, opinfo_name: str) -> None:
     """PyTorch's OpInfo samples, one program each, agree with the reference."""
     __tracebackhide__ = True  # pytest shows the failure, not the kit
     run_opinfo(torchexec_kit, opinfo_name)
+
+
+def test_distributed_programs(torchexec_kit: Kit) -> None:
+    """Programs with functional collectives agree on every rank (``--distributed N``)."""
+    __tracebackhide__ = True  # pytest shows the failure, not the kit
+    import torch.distributed as dist
+
+    from torchexec.testing._distributed_tier import run_distributed_tier
+
+    world = torchexec_kit.options.distributed
+    if world == 0:
+        pytest.skip("pass --distributed N to run programs with collectives on N gloo ranks")
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available in this build of torch")
+    run_distributed_tier(torchexec_kit, world)
