@@ -32,7 +32,8 @@ class Capabilities:
         torchbind: whether programs that hold TorchBind objects run on it.
         bitwise: whether it calls the same ATen kernels as the ``aten`` reference, so that its
             results must match bit for bit (otherwise the conformance kit uses tolerances).
-        unsupported_ops: operator names (``"aten::conv2d"``) it knowingly does not run.
+        unsupported_ops: operator names (``"aten::conv2d"``) it knowingly does not run;
+            higher-order operators as ``"higher_order::cond"``.
         unsupported_dtypes: tensor dtypes it knowingly does not run, by name as torch spells them
             without the ``torch.`` prefix (``"float64"``, ``"complex64"``); the conformance kit
             reports programs with inputs of these dtypes as unsupported instead of failed.

@@ -60,11 +60,14 @@ class _PrepareFailed(Exception):
 
 
 def node_operator(node: torch.fx.Node) -> str:
-    """A node's operator as reports name it: ``aten.add.Tensor``, ``call_torchbind.apply``."""
+    """A node's operator as reports name it: ``aten.add.Tensor``, ``call_torchbind.apply``,
+    ``higher_order.cond``."""
     target = node.target
     if target is torch.ops.higher_order.call_torchbind:
         return f"call_torchbind.{node.args[1]}"
-    if isinstance(target, (torch._ops.OpOverload, torch._ops.HigherOrderOperator)):
+    if isinstance(target, torch._ops.HigherOrderOperator):
+        return f"higher_order.{target}"
+    if isinstance(target, torch._ops.OpOverload):
         return str(target)
     return getattr(target, "__name__", str(target))
 
@@ -125,7 +128,7 @@ class Case:
     def ids(self, executor: str) -> list[str]:
         """The conformance ids of this case for ``executor`` (one per operator for programs)."""
         base = f"{executor}::{self.tier}"
-        if self.tier in ("generated", "torchbind", "distributed"):
+        if self.tier in ("generated", "torchbind", "distributed", "control_flow"):
             return [base, *(f"{base}::{op}" for op in self.operators)]
         return [f"{base}::{self.case_id}"]
 

@@ -2,7 +2,8 @@
 
 Collected only with ``--executor`` (the ``torchexec_kit`` fixture and the options come from
 ``torchexec.testing.plugin``). Order: contract checks, generated programs, programs with
-TorchBind calls, then the OpInfo tier, then (with ``--distributed N``) programs with collectives.
+TorchBind calls, the OpInfo tier, programs with higher-order operators, then (with
+``--distributed N``) programs with collectives.
 """
 
 from __future__ import annotations
@@ -66,6 +67,15 @@ def test_opinfo(torchexec_kit: Kit, opinfo_name: str) -> None:
     """PyTorch's OpInfo samples, one program each, agree with the reference."""
     __tracebackhide__ = True  # pytest shows the failure, not the kit
     run_opinfo(torchexec_kit, opinfo_name)
+
+
+def test_control_flow_programs(torchexec_kit: Kit) -> None:
+    """Programs with higher-order operators (cond, while_loop, map, scan, a functionalized
+    mutating custom operator) agree on every executor, or are declared unsupported."""
+    __tracebackhide__ = True  # pytest shows the failure, not the kit
+    from torchexec.testing._control_flow_tier import run_control_flow_tier
+
+    run_control_flow_tier(torchexec_kit)
 
 
 def test_distributed_programs(torchexec_kit: Kit) -> None:
