@@ -13,7 +13,8 @@ where ``fn`` is the operator's underlying builtin (``OpOverload._op``, which ``O
 forwards to), trailing arguments equal to their schema defaults are left to the dispatcher, and
 ``free`` is a slot to clear after the call (a scratch slot when there is none). Everything else
 (keyword arguments, tensor lists, several outputs, several slots to free, TorchBind calls) is
-``GENERAL``: ``fn(slots)``, a closure built here that does the whole node.
+``GENERAL``: ``fn(slots)``, a closure built here that does the whole node (higher-order
+operators: :mod:`torchexec_proxy._hoprun`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from typing import Any
 import torch
 
 from torchexec import InputMismatchError
+from torchexec_proxy import _hoprun
 from torchexec_proxy._schema import op_info
 from torchexec_proxy.plan import Arg, MixedList, Plan, PlanNode, Slot, SlotList, Static
 
-__all__ = ["ProxyRunner", "StepCode", "compile_step"]
+__all__ = ["ProxyRunner", "StepCode", "compile_step", "run_steps"]
 
 
 class StepCode(Enum):
@@ -163,6 +165,8 @@ def _torchbind(node: PlanNode, obj: object) -> Callable[[Slots], None]:
 
 def compile_step(node: PlanNode, scratch: int, state: Sequence[Any]) -> Step:
     """Turn one plan node into a step (see the module docstring)."""
+    if node.kind == "hop":
+        return (GENERAL, _hoprun.hop_step(node), 0, 0, scratch, scratch)
     if node.kind == "torchbind":
         obj_arg = node.args[0]
         assert isinstance(obj_arg, Slot)
@@ -189,6 +193,22 @@ def compile_step(node: PlanNode, scratch: int, state: Sequence[Any]) -> Step:
                     return (WITH_CONST, fn, first, consts[0], out, free)
                 return (WITH_CONSTS, fn, first, consts, out, free)
     return (GENERAL, _general(node, fn, args, kwargs), 0, 0, scratch, scratch)
+
+
+def run_steps(steps: Sequence[Step], s: Slots) -> None:
+    """Run compiled steps on the slots ``s``."""
+    for code, fn, a, b, out, free in steps:
+        if code is UNARY:
+            s[out] = fn(s[a])
+        elif code is BINARY:
+            s[out] = fn(s[a], s[b])
+        elif code is WITH_CONST:
+            s[out] = fn(s[a], b)
+        elif code is WITH_CONSTS:
+            s[out] = fn(s[a], *b)
+        else:
+            fn(s)
+        s[free] = None
 
 
 class ProxyRunner:
@@ -253,18 +273,7 @@ class ProxyRunner:
 
     def __call__(self, *args: Any) -> list[Any]:
         s = self._start(args)
-        for code, fn, a, b, out, free in self._steps:
-            if code is UNARY:
-                s[out] = fn(s[a])
-            elif code is BINARY:
-                s[out] = fn(s[a], s[b])
-            elif code is WITH_CONST:
-                s[out] = fn(s[a], b)
-            elif code is WITH_CONSTS:
-                s[out] = fn(s[a], *b)
-            else:
-                fn(s)
-            s[free] = None
+        run_steps(self._steps, s)
         return self._finish(s, args)
 
     def trace(self, *args: Any) -> Iterator[tuple[str, Sequence[Any]]]:

@@ -6,6 +6,9 @@ A node is claimed when it calls
 * an operator of a namespace in :data:`~torchexec_proxy.DEFAULT_NAMESPACES` (``aten``,
   ``prims``);
 * ``torch.ops.higher_order.call_torchbind`` (a TorchBind method call);
+* the higher-order operators ``cond``, ``while_loop``, ``map_impl`` and ``scan``, when every
+  node of their subgraphs is claimed (``subgraphs=False`` refuses them: the ``torchbind``
+  executor's engine does not run them);
 * one of the SymInt arithmetic functions the loader accepts (``operator.add``, ``torch.sym_max``,
   ...);
 * ``operator.getitem`` on the result of a claimed node (the serialized program folds it into the
@@ -22,18 +25,21 @@ from typing import Any
 
 import torch
 
-from torchexec_proxy._targets import DEFAULT_NAMESPACES, PYTHON_TARGETS
+from torchexec_proxy._targets import DEFAULT_NAMESPACES, HOP_TARGETS, PYTHON_TARGETS
 
 __all__ = ["supports_node"]
 
 _PYTHON_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset(PYTHON_TARGETS.values())
 
 
-def supports_node(node: torch.fx.Node, allowed_namespaces: Iterable[str] = ()) -> bool:
+def supports_node(
+    node: torch.fx.Node, allowed_namespaces: Iterable[str] = (), *, subgraphs: bool = True
+) -> bool:
     """Whether the proxy's loader runs ``node``, an operator node of a program's ATen graph,
     when it allows ``allowed_namespaces`` besides the default ones.
 
-    Nodes that call nothing (placeholders, outputs, attributes) are not claimed.
+    Nodes that call nothing (placeholders, outputs, attributes) are not claimed. With
+    ``subgraphs=False``, higher-order operators with subgraphs are not claimed either.
     """
     if node.op != "call_function":
         return False
@@ -42,10 +48,37 @@ def supports_node(node: torch.fx.Node, allowed_namespaces: Iterable[str] = ()) -
         return target.namespace in DEFAULT_NAMESPACES or target.namespace in allowed_namespaces
     if target is torch.ops.higher_order.call_torchbind:
         return True
+    if isinstance(target, torch._ops.HigherOrderOperator):
+        return (
+            subgraphs
+            and f"torch.ops.higher_order.{target._name}" in HOP_TARGETS
+            and _subgraphs_claimed(node, allowed_namespaces)
+        )
     if target is operator.getitem:
         source = node.args[0] if node.args else None
-        return isinstance(source, torch.fx.Node) and supports_node(source, allowed_namespaces)
+        return isinstance(source, torch.fx.Node) and supports_node(
+            source, allowed_namespaces, subgraphs=subgraphs
+        )
     try:
         return target in _PYTHON_FUNCTIONS
     except TypeError:  # an unhashable callable is none of the loader's functions
         return False
+
+
+def _subgraphs_claimed(node: torch.fx.Node, allowed_namespaces: Iterable[str]) -> bool:
+    """Every operator node of the subgraphs ``node`` calls (its ``get_attr`` arguments) is
+    claimed."""
+    owner = node.graph.owning_module
+    for arg in node.args:
+        if not (isinstance(arg, torch.fx.Node) and arg.op == "get_attr") or owner is None:
+            continue
+        try:
+            sub = operator.attrgetter(str(arg.target))(owner)
+        except AttributeError:
+            return False
+        if not isinstance(sub, torch.fx.GraphModule):
+            return False
+        for inner in sub.graph.nodes:
+            if inner.op == "call_function" and not supports_node(inner, allowed_namespaces):
+                return False
+    return True

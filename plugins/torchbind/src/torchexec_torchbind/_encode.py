@@ -209,6 +209,12 @@ def _encode_node(node: PlanNode) -> tuple[Any, ...]:
         target, overload = "call_torchbind", ""
     elif node.kind == "python":
         target, overload = node.target, ""
+    elif node.kind == "hop":
+        raise ProgramError(
+            f"{where} ({node.target}): the torchbind executor does not run the higher-order "
+            f"operator {node.op!r}; run the program on the proxy executor, or on a priority "
+            "list such as executor=['torchbind', 'proxy']"
+        )
     else:
         raise ProgramError(f"{where}: unknown node kind {node.kind!r}")
     args = [_encode_arg(a, f"{where}, argument {i}") for i, a in enumerate(node.args)]

@@ -41,9 +41,12 @@ class TorchbindExecutor:
     def supports(self, node: torch.fx.Node, options: Mapping[str, object]) -> bool:
         """Claim operators of the allow-list (``aten``, ``prims`` and the ``allowed_namespaces``
         option), TorchBind method calls and SymInt arithmetic
-        (:func:`torchexec_proxy.claims.supports_node`)."""
+        (:func:`torchexec_proxy.claims.supports_node`), but no higher-order operator with
+        subgraphs: the engine does not run them."""
         extra = options.get("allowed_namespaces") or ()
-        return supports_node(node, extra if isinstance(extra, (tuple, list)) else ())
+        return supports_node(
+            node, extra if isinstance(extra, (tuple, list)) else (), subgraphs=False
+        )
 
     def prepare(self, program: Program, options: Mapping[str, object]) -> EngineRunner:
         """Plan the program (``torchexec_proxy.load_plan``) and build its engine."""

@@ -10,5 +10,22 @@ __all__ = ["CAPABILITIES", "DESCRIPTION", "NAME"]
 NAME = "torchbind"
 DESCRIPTION = "Runs the program inside a C++ TorchBind engine (torch.classes.torchexec.Engine)"
 CAPABILITIES = Capabilities(
-    devices=("cpu", "cuda"), torchbind=True, bitwise=True, capture_safe=True
+    devices=("cpu", "cuda"),
+    torchbind=True,
+    bitwise=True,
+    capture_safe=True,
+    unsupported_ops=frozenset(
+        {
+            "higher_order::cond",
+            "higher_order::while_loop",
+            "higher_order::map_impl",
+            "higher_order::scan",
+            "higher_order::auto_functionalized",
+            "higher_order::auto_functionalized_v2",
+            "higher_order::with_effects",
+            "higher_order::invoke_subgraph",
+        }
+    ),
 )
+"""The engine runs no higher-order operator but ``call_torchbind`` (``unsupported_ops`` lists the
+ones torch.export produces)."""
