@@ -15,6 +15,7 @@ import torch
 
 from torchexec import ExecutorError
 from torchexec_proxy import _runner
+from torchexec_proxy._op_hops import CALLING_HOPS
 from torchexec_proxy.plan import PlanNode, Slot, SlotList, Static, SubPlan
 
 __all__ = ["SubRunner", "hop_step"]
@@ -65,6 +66,9 @@ def _store(node: PlanNode) -> Callable[[Slots, Sequence[Any]], None]:
 
 def hop_step(node: PlanNode) -> Callable[[Slots], None]:
     """A closure that runs the ``"hop"`` node ``node`` on the slots."""
+    if node.op in CALLING_HOPS:  # the operator itself, with the arguments prepared at load
+        hop = getattr(torch.ops.higher_order, str(node.op))
+        return _runner.general_step(node, hop, list(node.args), dict(node.kwargs))
     runners = [SubRunner(sub) for sub in node.subplans]
     store = _store(node)
     if node.op == "cond":
@@ -75,6 +79,10 @@ def hop_step(node: PlanNode) -> Callable[[Slots], None]:
         return _map(node, runners[0], store)
     if node.op == "scan":
         return _scan(node, runners[0], store)
+    if node.op == "invoke_subgraph":
+        body = runners[0]
+        operands = _items(node.args[0])
+        return lambda s: store(s, body([s[i] for i in operands]))
     raise AssertionError(f"unknown higher-order operator {node.op!r}")  # the loader checks
 
 

@@ -1,4 +1,5 @@
-"""Higher-order operators with subgraphs (``cond``, ``while_loop``, ``map_impl``, ``scan``):
+"""Higher-order operators with subgraphs (``cond``, ``while_loop``, ``map_impl``, ``scan``,
+``invoke_subgraph``):
 one serialized node -> one ``"hop"`` draft whose subgraphs are planned once, here at load.
 
 torch.export writes these nodes without a schema: every input is positional (``name == ""``),
@@ -10,18 +11,19 @@ and kinds against the node's outputs (and, for ``cond``, against the other branc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from torchexec import ProgramError
+from torchexec_proxy._convert import Refs
 from torchexec_proxy._json import field as json_field, short, union
 from torchexec_proxy._nodes import Define, Draft, Inputs, define_output
 from torchexec_proxy._targets import HOP_TARGETS
-from torchexec_proxy._values import KIND_WORDS
+from torchexec_proxy._values import KIND_WORDS, value_name
 from torchexec_proxy.plan import Slot, SlotList, Static, SubPlan
 
-__all__ = ["MAX_DEPTH", "OutputInfo", "PlanSubgraph", "Ref", "draft_hop"]
+__all__ = ["MAX_DEPTH", "OutputInfo", "PlanSubgraph", "draft_hop"]
 
 MAX_DEPTH = 16
 """How deeply higher-order operators may nest (a subgraph of a subgraph of ...)."""
@@ -40,24 +42,34 @@ class OutputInfo:
         return what if self.dtype is None else f"{what} of dtype code {self.dtype}"
 
 
-PlanSubgraph = Callable[[object, Sequence[str], str], tuple[SubPlan, list[OutputInfo]]]
-"""``plan(as_graph payload, operand kinds, where)`` -> the subgraph's plan and its outputs."""
+class PlanSubgraph(Protocol):
+    """Plans one subgraph (one nesting level deeper than the node calling it)."""
 
-Ref = Callable[[str, str, str], Slot | Static]
-"""``ref(name, kind, where)``: a named value of the graph being planned (its reads recorded)."""
+    def __call__(
+        self, payload: object, kinds: Sequence[str], where: str, shared: str | None = None
+    ) -> tuple[SubPlan, list[OutputInfo]]:
+        """``payload`` is the ``as_graph`` argument, ``kinds`` the kinds of the operands passed
+        to it. A ``shared`` identifier (``invoke_subgraph``) plans the subgraph once: later calls
+        with the same identifier get the same :class:`SubPlan`, and must carry the same graph.
+        Returns the plan and what each output is."""
+        ...
 
+
+_VALUE_KINDS = {"as_tensor": "tensor", "as_sym_int": "sym_int", "as_sym_float": "sym_float",
+                "as_sym_bool": "sym_bool"}  # fmt: skip
 _GROUP_KINDS = {"as_tensors": "tensor", "as_sym_ints": "sym_int", "as_sym_bools": "sym_bool"}
-_ARITY = {"cond": 4, "while_loop": 4, "map": 3, "scan": 4}
+_ARITY = {"cond": 4, "while_loop": 4, "map": 3, "scan": 4, "invoke_subgraph": -1}
 _USAGE = {
     "cond": "(pred, true_graph, false_graph, operands)",
     "while_loop": "(cond_graph, body_graph, carried_inputs, additional_inputs)",
     "map": "(body_graph, xs, args)",
     "scan": "(combine_graph, init, xs, additional_inputs)",
+    "invoke_subgraph": "(subgraph, identifier, *operands)",
 }
 
 
 def _positional(inputs: Inputs, hop: str, where: str) -> list[object]:
-    if len(inputs) != _ARITY[hop]:
+    if len(inputs) != _ARITY[hop] and not (_ARITY[hop] < 0 and len(inputs) >= 2):
         raise ProgramError(
             f"{where}: {hop} takes {_ARITY[hop]} arguments {_USAGE[hop]}, the node passes "
             f"{len(inputs)}"
@@ -70,7 +82,7 @@ def _positional(inputs: Inputs, hop: str, where: str) -> list[object]:
     return [arg for _, arg, _ in inputs]
 
 
-def _group(arg: object, ref: Ref, where: str) -> tuple[SlotList, list[str]]:
+def _group(arg: object, ref: Refs, where: str) -> tuple[SlotList, list[str]]:
     """An operand list: the slots it reads and the kind of each value."""
     tag, payload = union(arg, where)
     kind = _GROUP_KINDS.get(tag)
@@ -131,7 +143,7 @@ def draft_hop(
     target: str,
     inputs: Inputs,
     outputs: list[Any],
-    ref: Ref,
+    ref: Refs,
     define: Define,
     plan: PlanSubgraph,
     where: str,
@@ -185,6 +197,14 @@ def draft_hop(
                               where)  # fmt: skip
         _tensors_only(body_out, 0, f"the body {body.name!r}", where)
         plan_args, subplans, count = (xs, extra), [body], len(body_out)
+    elif hop == "invoke_subgraph":
+        ident_tag, ident = union(args[1], f"{where}, argument 1")
+        if ident_tag != "as_string" or not isinstance(ident, str):
+            raise ProgramError(f"{where}, argument 1: expected the subgraph's identifier "
+                               f"(as_string), got {ident_tag}")  # fmt: skip
+        operands, kinds = _values(args[2:], ref, where)
+        body, body_out = plan(_graph(args[0], f"{where}, argument 0"), kinds, where, ident)
+        plan_args, subplans, count = (operands,), [body], len(body_out)
     else:  # scan
         init, init_kinds = _group(args[1], ref, f"{where}, argument 1 (init)")
         xs, xs_kinds = _tensor_group(args[2], ref, f"{where}, argument 2 (xs)")
@@ -208,7 +228,7 @@ def draft_hop(
                  subplans=tuple(subplans))  # fmt: skip
 
 
-def _pred(arg: object, ref: Ref, where: str) -> Slot | Static:
+def _pred(arg: object, ref: Refs, where: str) -> Slot | Static:
     tag, payload = union(arg, where)
     if tag == "as_bool" and isinstance(payload, bool):
         return Static(payload)
@@ -226,7 +246,25 @@ def _pred(arg: object, ref: Ref, where: str) -> Slot | Static:
     )
 
 
-def _tensor_group(arg: object, ref: Ref, where: str) -> tuple[SlotList, list[str]]:
+def _values(args: Sequence[object], ref: Refs, where: str) -> tuple[SlotList, list[str]]:
+    """Operands passed one by one (``invoke_subgraph``): named tensors or SymInts."""
+    items: list[int | None] = []
+    kinds: list[str] = []
+    for i, arg in enumerate(args):
+        w = f"{where}, argument {i + 2}"
+        tag, payload = union(arg, w)
+        kind = _VALUE_KINDS.get(tag)
+        if kind is None:
+            raise ProgramError(f"{w}: operands must be tensors or SymInts, got {tag}")
+        value = ref(value_name(tag, payload, w), kind, w)
+        if not isinstance(value, Slot):
+            raise ProgramError(f"{w}: operands must be named values, got a constant")
+        items.append(value.index)
+        kinds.append(kind)
+    return SlotList(tuple(items)), kinds
+
+
+def _tensor_group(arg: object, ref: Refs, where: str) -> tuple[SlotList, list[str]]:
     group, kinds = _group(arg, ref, where)
     if any(k != "tensor" for k in kinds):
         raise ProgramError(f"{where}: the values iterated over must be tensors")

@@ -70,6 +70,13 @@ class _State:
         self.vids.append(vid)
         return value
 
+    def add_token(self, vid: int, arg: str) -> None:
+        """An effect token (graph input ``arg``): a fresh empty tensor, as torch starts with."""
+        name = f"token:{arg}"  # not a state-dict name (those have no colon)
+        self.entries.append(StateEntry(slot=vid, kind="token", name=name))
+        self.values[name] = torch.empty(0)
+        self.vids.append(vid)
+
     def _check_tensor(self, value: object, kind: str, fqn: str, arg: str) -> None:
         what = f"{kind} {fqn!r} (graph input {arg!r})"
         if not isinstance(value, torch.Tensor):
@@ -238,6 +245,11 @@ def _read_inputs(
             state_kind = "constant" if kind == "tensor_constant" else kind
             state.add(vid, state_kind, field(body, fqn_key, str, w), name)
             named = "tensor", name
+        elif kind == "token":
+            name = field(field(body, "arg", dict, w), "name", str, w)
+            vid = values.define(name, "tensor", where)
+            state.add_token(vid, name)
+            named = "tensor", name
         elif kind == "custom_obj":
             arg = field(body, "arg", dict, w)
             name = field(arg, "name", str, w)
@@ -331,6 +343,9 @@ def _read_outputs(
         elif kind == "loss_output":
             name = field(arg, "name", str, w)
             outputs.append(values.ref(name, "tensor", where))
+        elif kind == "token":  # threaded from one effectful call to the next; not returned
+            name = field(arg, "name", str, w)
+            values.ref(name, "tensor", where)
         elif kind == "buffer_mutation":
             name = field(arg, "name", str, w)
             ref = values.ref(name, "tensor", where)

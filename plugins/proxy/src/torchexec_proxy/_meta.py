@@ -14,14 +14,7 @@ CAPABILITIES = Capabilities(
     torchbind=True,
     bitwise=True,
     capture_safe=True,
-    unsupported_ops=frozenset(
-        {
-            "higher_order::auto_functionalized",
-            "higher_order::auto_functionalized_v2",
-            "higher_order::with_effects",
-            "higher_order::invoke_subgraph",
-        }
-    ),
 )
-"""Higher-order operators: ``call_torchbind``, ``cond``, ``while_loop``, ``map_impl`` and
-``scan`` run; ``unsupported_ops`` lists the other ones torch.export produces."""
+"""The higher-order operators the proxy runs: ``call_torchbind``, ``cond``, ``while_loop``,
+``map_impl``, ``scan``, ``invoke_subgraph``, ``auto_functionalized``, ``auto_functionalized_v2``
+and ``with_effects``; it refuses any other at load, naming it."""

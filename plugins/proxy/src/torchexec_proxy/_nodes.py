@@ -19,7 +19,16 @@ from torchexec_proxy._schema import OpInfo, ReturnInfo, op_info, schema_info
 from torchexec_proxy._targets import CALL_TORCHBIND, HOP_TARGETS, Resolved
 from torchexec_proxy.plan import Arg, Static, SubPlan
 
-__all__ = ["Define", "Draft", "HopDrafter", "Inputs", "define_output", "draft_node", "python_arity"]
+__all__ = [
+    "Define",
+    "Draft",
+    "HopDrafter",
+    "Inputs",
+    "bind",
+    "define_output",
+    "draft_node",
+    "python_arity",
+]
 
 Define = Callable[[str, str, str], int]
 """``define(name, kind, where)`` -> value number; raises on a second definition."""
@@ -144,7 +153,7 @@ def _inputs(node: dict[str, Any], where: str) -> Inputs:
     return out
 
 
-def _bind(
+def bind(
     info: OpInfo,
     inputs: list[tuple[str, object, int | None]],
     refs: Refs,
@@ -253,7 +262,7 @@ def draft_node(
         return _torchbind_node(name, resolved, inputs, outputs, refs, define, objects, where)
     op = resolved.op
     info = resolved.info if resolved.info is not None else op_info(op)
-    args, kwargs = _bind(info, inputs, refs, where, "operator")
+    args, kwargs = bind(info, inputs, refs, where, "operator")
     outs, returns_list = _op_outputs(info, outputs, define, where)
     returns_tuple = len(info.returns) > 1
     return Draft(name, target, "op", op, tuple(args), kwargs, outs, returns_list, returns_tuple)
@@ -321,7 +330,7 @@ def _torchbind_node(
                 )
             bound_name = info.args[position].name
         rest.append((bound_name, arg, kind))
-    args, kwargs = _bind(info, rest, refs, where, "method")
+    args, kwargs = bind(info, rest, refs, where, "method")
     if kwargs:
         args.extend(kwargs.values())
     outs, as_tuple = _torchbind_outputs(schema, outputs, define, where)

@@ -30,7 +30,7 @@ from torchexec_proxy import _hoprun
 from torchexec_proxy._schema import op_info
 from torchexec_proxy.plan import Arg, MixedList, Plan, PlanNode, Slot, SlotList, Static
 
-__all__ = ["ProxyRunner", "StepCode", "compile_step", "run_steps"]
+__all__ = ["ProxyRunner", "StepCode", "compile_step", "general_step", "run_steps"]
 
 
 class StepCode(Enum):
@@ -112,7 +112,7 @@ def _reader(a: Arg) -> Callable[[Slots], Any] | None:
     return None
 
 
-def _general(node: PlanNode, fn: Callable[..., Any], args: list[Arg],
+def general_step(node: PlanNode, fn: Callable[..., Any], args: list[Arg],
              kwargs: dict[str, Arg]) -> Callable[[Slots], None]:  # fmt: skip
     """A closure that runs ``node`` completely: read, call, store outputs, free."""
     template = [a.value if isinstance(a, Static) else None for a in args]
@@ -159,7 +159,7 @@ def _torchbind(node: PlanNode, obj: object) -> Callable[[Slots], None]:
     assert isinstance(method_arg, Static)
     method = getattr(obj, str(method_arg.value))
     rest = list(node.args[2:])
-    inner = _general(node, method, rest, {})
+    inner = general_step(node, method, rest, {})
     return inner
 
 
@@ -192,7 +192,7 @@ def compile_step(node: PlanNode, scratch: int, state: Sequence[Any]) -> Step:
                 if len(consts) == 1:
                     return (WITH_CONST, fn, first, consts[0], out, free)
                 return (WITH_CONSTS, fn, first, consts, out, free)
-    return (GENERAL, _general(node, fn, args, kwargs), 0, 0, scratch, scratch)
+    return (GENERAL, general_step(node, fn, args, kwargs), 0, 0, scratch, scratch)
 
 
 def run_steps(steps: Sequence[Step], s: Slots) -> None:

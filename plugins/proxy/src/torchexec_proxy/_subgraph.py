@@ -16,8 +16,9 @@ from torchexec_proxy._convert import static_scalar
 from torchexec_proxy._hops import MAX_DEPTH, OutputInfo, draft_hop
 from torchexec_proxy._json import field, union
 from torchexec_proxy._nodes import Draft, HopDrafter, Inputs, draft_node
+from torchexec_proxy._op_hops import CALLING_HOPS, draft_op_hop
 from torchexec_proxy._slots import FOREVER, assign_slots
-from torchexec_proxy._targets import Resolved
+from torchexec_proxy._targets import HOP_TARGETS, Resolved
 from torchexec_proxy._values import KIND_WORDS, USER_VALUE_TAGS, Values, value_name
 from torchexec_proxy.plan import Slot, Static, SubPlan
 
@@ -34,31 +35,54 @@ class GraphPlanner:
 
     def __init__(self, resolve: Callable[[str, str], Resolved]) -> None:
         self.resolve = resolve
+        self._shared: dict[str, tuple[object, list[str], tuple[SubPlan, list[OutputInfo]]]] = {}
 
     def drafter(self, values: Values, depth: int) -> HopDrafter:
         """The drafter of higher-order operator nodes of a graph at nesting ``depth`` (the
         program's graph is depth 0) whose names are ``values``."""
 
         def hop(name: str, target: str, inputs: Inputs, outputs: list[Any], where: str) -> Draft:
+            short = HOP_TARGETS[target]
+            if short in CALLING_HOPS:
+                return draft_op_hop(name, target, short, inputs, outputs, values.ref,
+                                    values.define, self.resolve, where)  # fmt: skip
             if depth >= MAX_DEPTH:
                 raise ProgramError(
                     f"{where}: higher-order operators nest more than {MAX_DEPTH} levels deep"
                 )
 
             def plan(
-                payload: object, kinds: Sequence[str], w: str
+                payload: object, kinds: Sequence[str], where: str, shared: str | None = None
             ) -> tuple[SubPlan, list[OutputInfo]]:
-                return self.plan(payload, kinds, w, depth + 1)
+                return self.plan(payload, kinds, where, depth + 1, shared)
 
             return draft_hop(name, target, inputs, outputs, values.ref, values.define, plan, where)
 
         return hop
 
     def plan(
-        self, payload: object, kinds: Sequence[str], where: str, depth: int
+        self,
+        payload: object,
+        kinds: Sequence[str],
+        where: str,
+        depth: int,
+        shared: str | None = None,
     ) -> tuple[SubPlan, list[OutputInfo]]:
         """Plan the subgraph ``payload`` (an ``as_graph``: ``{"name", "graph"}``) called with
-        operands of ``kinds``; return its plan and what each output is."""
+        operands of ``kinds``; return its plan and what each output is. A ``shared`` identifier
+        plans it once (see :class:`~torchexec_proxy._hops.PlanSubgraph`)."""
+        if shared is not None:
+            known = self._shared.get(shared)
+            if known is None:
+                planned = self.plan(payload, kinds, where, depth)
+                self._shared[shared] = (payload, list(kinds), planned)
+                return planned
+            if known[0] != payload or known[1] != list(kinds):
+                raise ProgramError(
+                    f"{where}: the subgraph {shared!r} was called before with another graph or "
+                    "other operand kinds"
+                )
+            return known[2]
         name = field(payload, "name", str, where)
         w = f"{where}, subgraph {name!r}"
         graph = field(payload, "graph", dict, w)

@@ -45,9 +45,14 @@ HOP_TARGETS: dict[str, str] = {
     "torch.ops.higher_order.while_loop": "while_loop",
     "torch.ops.higher_order.map_impl": "map",
     "torch.ops.higher_order.scan": "scan",
+    "torch.ops.higher_order.invoke_subgraph": "invoke_subgraph",
+    "torch.ops.higher_order.auto_functionalized": "auto_functionalized",
+    "torch.ops.higher_order.auto_functionalized_v2": "auto_functionalized_v2",
+    "torch.ops.higher_order.with_effects": "with_effects",
 }
-"""The higher-order operators with subgraphs that the loader plans (``"hop"`` plan nodes),
-by serialized target: the plan's short name of each (:data:`torchexec_proxy.plan.HOP_LAYOUTS`)."""
+"""The higher-order operators (besides ``call_torchbind``) that the loader plans as ``"hop"``
+plan nodes, by serialized target: the plan's short name of each
+(:data:`torchexec_proxy.plan.HOP_LAYOUTS`)."""
 
 PYTHON_TARGETS: dict[str, Callable[..., Any]] = {
     **{

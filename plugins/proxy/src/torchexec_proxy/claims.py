@@ -6,9 +6,11 @@ A node is claimed when it calls
 * an operator of a namespace in :data:`~torchexec_proxy.DEFAULT_NAMESPACES` (``aten``,
   ``prims``);
 * ``torch.ops.higher_order.call_torchbind`` (a TorchBind method call);
-* the higher-order operators ``cond``, ``while_loop``, ``map_impl`` and ``scan``, when every
-  node of their subgraphs is claimed (``subgraphs=False`` refuses them: the ``torchbind``
-  executor's engine does not run them);
+* the higher-order operators ``cond``, ``while_loop``, ``map_impl``, ``scan`` and
+  ``invoke_subgraph`` when every node of their subgraphs is claimed, and
+  ``auto_functionalized``, ``auto_functionalized_v2`` and ``with_effects`` when the operator
+  they call is (``subgraphs=False`` refuses all of these: the ``torchbind`` executor's engine
+  does not run them);
 * one of the SymInt arithmetic functions the loader accepts (``operator.add``, ``torch.sym_max``,
   ...);
 * ``operator.getitem`` on the result of a claimed node (the serialized program folds it into the
@@ -29,6 +31,7 @@ from torchexec_proxy._targets import DEFAULT_NAMESPACES, HOP_TARGETS, PYTHON_TAR
 
 __all__ = ["supports_node"]
 
+_CALLING = frozenset({"auto_functionalized", "auto_functionalized_v2", "with_effects"})
 _PYTHON_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset(PYTHON_TARGETS.values())
 
 
@@ -49,11 +52,15 @@ def supports_node(
     if target is torch.ops.higher_order.call_torchbind:
         return True
     if isinstance(target, torch._ops.HigherOrderOperator):
-        return (
-            subgraphs
-            and f"torch.ops.higher_order.{target._name}" in HOP_TARGETS
-            and _subgraphs_claimed(node, allowed_namespaces)
-        )
+        hop = HOP_TARGETS.get(f"torch.ops.higher_order.{target._name}")
+        if not subgraphs or hop is None:
+            return False
+        if hop in _CALLING:  # claimed with the operator it calls
+            inner = node.args[1 if hop == "with_effects" else 0] if node.args else None
+            return isinstance(inner, torch._ops.OpOverload) and (
+                inner.namespace in DEFAULT_NAMESPACES or inner.namespace in allowed_namespaces
+            )
+        return _subgraphs_claimed(node, allowed_namespaces)
     if target is operator.getitem:
         source = node.args[0] if node.args else None
         return isinstance(source, torch.fx.Node) and supports_node(

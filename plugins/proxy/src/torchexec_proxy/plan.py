@@ -137,6 +137,10 @@ HOP_LAYOUTS: Mapping[str, str] = {
     "while_loop": "args = (carried: SlotList, additional: SlotList); subplans = (cond, body)",
     "map": "args = (xs: SlotList, extra: SlotList); subplans = (body,)",
     "scan": "args = (init: SlotList, xs: SlotList, additional: SlotList); subplans = (combine,)",
+    "invoke_subgraph": "args = (operands: SlotList,); subplans = (body,), shared by its calls",
+    "auto_functionalized": "args = (Static(OpOverload),); kwargs = the operator's arguments",
+    "auto_functionalized_v2": "args = (Static(OpOverload),); kwargs = arguments and view info",
+    "with_effects": "args = (token: Slot, Static(OpOverload), *op args); kwargs = op kwargs",
 }
 """The higher-order operators a ``"hop"`` node runs (``PlanNode.op``), and its layout.
 
@@ -150,6 +154,13 @@ HOP_LAYOUTS: Mapping[str, str] = {
 * ``scan``: ``carry = init``; for each index ``i`` of the leading dimension of ``xs``:
   ``carry, y_i = split(subplans[0](*carry, *xs_i, *additional))``; the outputs are the final
   carry followed by each ``y`` stacked along a new leading dimension.
+* ``invoke_subgraph``: ``subplans[0](*operands)``; every call of one subgraph identifier holds
+  the same :class:`SubPlan` object (planned once).
+* ``auto_functionalized``, ``auto_functionalized_v2``, ``with_effects``: no subplans; the runner
+  calls ``torch.ops.higher_order.<op>(*args, **kwargs)`` (torch's own semantics: the mutating
+  operator runs on clones of its bases and the node's outputs are the operator's returns followed
+  by the new values of the mutated arguments (v1) or bases (v2); ``with_effects`` returns a new
+  token followed by the operator's returns).
 
 A ``SlotList`` here lists the slots of tensors or SymInts (never ``None``).
 """
@@ -157,10 +168,12 @@ A ``SlotList`` here lists the slots of tensors or SymInts (never ``None``).
 
 @dataclass(frozen=True)
 class StateEntry:
-    """A value the program holds (parameter, buffer, constant tensor, TorchBind object)."""
+    """A value the program holds (parameter, buffer, constant tensor, TorchBind object), or the
+    effect token a program with ``with_effects`` nodes starts from (``kind="token"``, an empty
+    tensor named ``"token:<graph input name>"``)."""
 
     slot: int
-    kind: Literal["parameter", "buffer", "constant", "custom_obj"]
+    kind: Literal["parameter", "buffer", "constant", "custom_obj", "token"]
     name: str
 
 
