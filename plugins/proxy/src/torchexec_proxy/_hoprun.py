@@ -18,21 +18,26 @@ from torchexec_proxy import _runner
 from torchexec_proxy._op_hops import CALLING_HOPS
 from torchexec_proxy.plan import PlanNode, Slot, SlotList, Static, SubPlan
 
-__all__ = ["SubRunner", "hop_step"]
+__all__ = ["LoopLimitError", "SubRunner", "hop_step"]
 
 Slots = list[Any]
 
 
-class SubRunner:
-    """Runs one subgraph: ``runner(operands)`` -> its outputs, in order."""
+class LoopLimitError(ExecutorError):
+    """A ``while_loop`` ran more iterations than the ``max_loop_iterations`` option allows."""
 
-    def __init__(self, sub: SubPlan) -> None:
+
+class SubRunner:
+    """Runs one subgraph: ``runner(operands)`` -> its outputs, in order. ``loop_limit`` bounds
+    the iterations of each ``while_loop`` in it (``None``: no bound)."""
+
+    def __init__(self, sub: SubPlan, loop_limit: int | None = None) -> None:
         self.name = sub.name
         scratch = sub.num_slots
         self._template: Slots = [None] * (scratch + 1)
         self._inputs = tuple((i, s) for i, s in enumerate(sub.inputs) if s is not None)
         self._steps = tuple(
-            _runner.compile_step(node, scratch, self._template) for node in sub.nodes
+            _runner.compile_step(node, scratch, self._template, loop_limit) for node in sub.nodes
         )
         self._outputs = tuple(
             (True, o.index) if isinstance(o, Slot) else (False, o.value) for o in sub.outputs
@@ -64,17 +69,18 @@ def _store(node: PlanNode) -> Callable[[Slots, Sequence[Any]], None]:
     return store
 
 
-def hop_step(node: PlanNode) -> Callable[[Slots], None]:
-    """A closure that runs the ``"hop"`` node ``node`` on the slots."""
+def hop_step(node: PlanNode, loop_limit: int | None = None) -> Callable[[Slots], None]:
+    """A closure that runs the ``"hop"`` node ``node`` on the slots; ``loop_limit`` bounds the
+    iterations of each ``while_loop`` (``None``: no bound, as torch)."""
     if node.op in CALLING_HOPS:  # the operator itself, with the arguments prepared at load
         hop = getattr(torch.ops.higher_order, str(node.op))
         return _runner.general_step(node, hop, list(node.args), dict(node.kwargs))
-    runners = [SubRunner(sub) for sub in node.subplans]
+    runners = [SubRunner(sub, loop_limit) for sub in node.subplans]
     store = _store(node)
     if node.op == "cond":
         return _cond(node, runners, store)
     if node.op == "while_loop":
-        return _while_loop(node, runners, store)
+        return _while_loop(node, runners, store, loop_limit)
     if node.op == "map":
         return _map(node, runners[0], store)
     if node.op == "scan":
@@ -120,7 +126,10 @@ def _check_pred(pred: object, node: PlanNode) -> None:
 
 
 def _while_loop(
-    node: PlanNode, runners: list[SubRunner], store: Callable[[Slots, Sequence[Any]], None]
+    node: PlanNode,
+    runners: list[SubRunner],
+    store: Callable[[Slots, Sequence[Any]], None],
+    limit: int | None,
 ) -> Callable[[Slots], None]:
     carried_slots = _items(node.args[0])
     extra_slots = _items(node.args[1])
@@ -134,8 +143,15 @@ def _while_loop(
         if not pred:  # torch returns copies when the body never runs
             store(s, [v.clone() if isinstance(v, torch.Tensor) else v for v in carried])
             return
+        count = 0
         while pred:
+            if limit is not None and count == limit:
+                raise LoopLimitError(
+                    f"node {node.name!r} (while_loop) ran {limit} iterations without ending "
+                    "(the max_loop_iterations option)"
+                )
             carried = body([*carried, *extra])
+            count += 1
             pred = cond([*carried, *extra])[0]
             _check_pred(pred, node)
         store(s, carried)

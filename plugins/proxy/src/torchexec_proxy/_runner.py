@@ -163,10 +163,13 @@ def _torchbind(node: PlanNode, obj: object) -> Callable[[Slots], None]:
     return inner
 
 
-def compile_step(node: PlanNode, scratch: int, state: Sequence[Any]) -> Step:
-    """Turn one plan node into a step (see the module docstring)."""
+def compile_step(
+    node: PlanNode, scratch: int, state: Sequence[Any], loop_limit: int | None = None
+) -> Step:
+    """Turn one plan node into a step (see the module docstring); ``loop_limit`` bounds the
+    iterations of a ``while_loop`` node."""
     if node.kind == "hop":
-        return (GENERAL, _hoprun.hop_step(node), 0, 0, scratch, scratch)
+        return (GENERAL, _hoprun.hop_step(node, loop_limit), 0, 0, scratch, scratch)
     if node.kind == "torchbind":
         obj_arg = node.args[0]
         assert isinstance(obj_arg, Slot)
@@ -215,10 +218,12 @@ class ProxyRunner:
     """Runs a plan: ``runner(*flat_user_inputs)`` -> list of flat user outputs.
 
     Buffer and user-input mutations the program returns (functional programs) are copied back
-    into the buffer or the caller's tensor after the run.
+    into the buffer or the caller's tensor after the run. ``max_loop_iterations`` bounds each
+    ``while_loop`` (:class:`~torchexec_proxy._hoprun.LoopLimitError` beyond it; ``None``: no
+    bound, as torch).
     """
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, *, max_loop_iterations: int | None = None) -> None:
         self.plan = plan
         scratch = plan.num_slots
         template: list[Any] = [None] * (scratch + 1)
@@ -228,7 +233,7 @@ class ProxyRunner:
         self._num_inputs = len(plan.inputs)
         self._inputs = tuple((i, s) for i, s in enumerate(plan.inputs) if s is not None)
         self._steps: tuple[Step, ...] = tuple(
-            compile_step(node, scratch, template) for node in plan.nodes
+            compile_step(node, scratch, template, max_loop_iterations) for node in plan.nodes
         )
         self._outputs = tuple(
             (True, o.index) if isinstance(o, Slot) else (False, o.value) for o in plan.outputs

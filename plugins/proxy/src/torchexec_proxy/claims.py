@@ -9,8 +9,8 @@ A node is claimed when it calls
 * the higher-order operators ``cond``, ``while_loop``, ``map_impl``, ``scan`` and
   ``invoke_subgraph`` when every node of their subgraphs is claimed, and
   ``auto_functionalized``, ``auto_functionalized_v2`` and ``with_effects`` when the operator
-  they call is (``subgraphs=False`` refuses all of these: the ``torchbind`` executor's engine
-  does not run them);
+  they call is (the ``higher_order`` argument narrows these to the ones an executor runs: the
+  ``torchbind`` executor's engine runs those with subgraphs only);
 * one of the SymInt arithmetic functions the loader accepts (``operator.add``, ``torch.sym_max``,
   ...);
 * ``operator.getitem`` on the result of a claimed node (the serialized program folds it into the
@@ -22,7 +22,7 @@ The ``allowed_namespaces`` option widens the first rule, as it widens what the l
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import torch
@@ -36,13 +36,19 @@ _PYTHON_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset(PYTHON_TARGETS.valu
 
 
 def supports_node(
-    node: torch.fx.Node, allowed_namespaces: Iterable[str] = (), *, subgraphs: bool = True
+    node: torch.fx.Node,
+    allowed_namespaces: Iterable[str] = (),
+    *,
+    higher_order: Collection[str] | None = None,
 ) -> bool:
     """Whether the proxy's loader runs ``node``, an operator node of a program's ATen graph,
     when it allows ``allowed_namespaces`` besides the default ones.
 
-    Nodes that call nothing (placeholders, outputs, attributes) are not claimed. With
-    ``subgraphs=False``, higher-order operators with subgraphs are not claimed either.
+    Nodes that call nothing (placeholders, outputs, attributes) are not claimed.
+    ``higher_order`` limits the higher-order operators claimed (besides ``call_torchbind``) to
+    those short names (``"cond"``, ``"map"``, ...: the values of
+    :data:`~torchexec_proxy._targets.HOP_TARGETS`), in the node and inside its subgraphs;
+    ``None`` claims all the loader plans.
     """
     if node.op != "call_function":
         return False
@@ -53,18 +59,18 @@ def supports_node(
         return True
     if isinstance(target, torch._ops.HigherOrderOperator):
         hop = HOP_TARGETS.get(f"torch.ops.higher_order.{target._name}")
-        if not subgraphs or hop is None:
+        if hop is None or (higher_order is not None and hop not in higher_order):
             return False
         if hop in _CALLING:  # claimed with the operator it calls
             inner = node.args[1 if hop == "with_effects" else 0] if node.args else None
             return isinstance(inner, torch._ops.OpOverload) and (
                 inner.namespace in DEFAULT_NAMESPACES or inner.namespace in allowed_namespaces
             )
-        return _subgraphs_claimed(node, allowed_namespaces)
+        return _subgraphs_claimed(node, allowed_namespaces, higher_order)
     if target is operator.getitem:
         source = node.args[0] if node.args else None
         return isinstance(source, torch.fx.Node) and supports_node(
-            source, allowed_namespaces, subgraphs=subgraphs
+            source, allowed_namespaces, higher_order=higher_order
         )
     try:
         return target in _PYTHON_FUNCTIONS
@@ -72,7 +78,9 @@ def supports_node(
         return False
 
 
-def _subgraphs_claimed(node: torch.fx.Node, allowed_namespaces: Iterable[str]) -> bool:
+def _subgraphs_claimed(
+    node: torch.fx.Node, allowed_namespaces: Iterable[str], higher_order: Collection[str] | None
+) -> bool:
     """Every operator node of the subgraphs ``node`` calls (its ``get_attr`` arguments) is
     claimed."""
     owner = node.graph.owning_module
@@ -86,6 +94,8 @@ def _subgraphs_claimed(node: torch.fx.Node, allowed_namespaces: Iterable[str]) -
         if not isinstance(sub, torch.fx.GraphModule):
             return False
         for inner in sub.graph.nodes:
-            if inner.op == "call_function" and not supports_node(inner, allowed_namespaces):
+            if inner.op == "call_function" and not supports_node(
+                inner, allowed_namespaces, higher_order=higher_order
+            ):
                 return False
     return True

@@ -16,16 +16,12 @@ CAPABILITIES = Capabilities(
     capture_safe=True,
     unsupported_ops=frozenset(
         {
-            "higher_order::cond",
-            "higher_order::while_loop",
-            "higher_order::map_impl",
-            "higher_order::scan",
             "higher_order::auto_functionalized",
             "higher_order::auto_functionalized_v2",
             "higher_order::with_effects",
-            "higher_order::invoke_subgraph",
         }
     ),
 )
-"""The engine runs no higher-order operator but ``call_torchbind`` (``unsupported_ops`` lists the
-ones torch.export produces)."""
+"""The engine runs the higher-order operators ``call_torchbind``, ``cond``, ``while_loop``,
+``map_impl``, ``scan`` and ``invoke_subgraph``; ``unsupported_ops`` lists the others the
+proxy runs."""
