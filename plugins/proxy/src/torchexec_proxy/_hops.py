@@ -1,6 +1,6 @@
 """Higher-order operators with subgraphs (``cond``, ``while_loop``, ``map_impl``, ``scan``,
-``invoke_subgraph``):
-one serialized node -> one ``"hop"`` draft whose subgraphs are planned once, here at load.
+``invoke_subgraph``): one serialized node -> one ``"hop"`` draft whose subgraphs are planned
+once, here at load.
 
 torch.export writes these nodes without a schema: every input is positional (``name == ""``),
 subgraphs are ``as_graph`` arguments (``{"name": ..., "graph": Graph}``) and operand groups are
