@@ -179,3 +179,17 @@ def test_priority_list_runs_them_on_the_proxy() -> None:
     for _ in range(2):
         _same(torchexec.execute(ref_ep, x, executor="aten"), run(x))
     assert torch.equal(ep.state_dict["buf"], ref_ep.state_dict["buf"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_on_cuda(case: str) -> None:
+    make, inputs = CASES[case]
+    torch.manual_seed(0)
+    args = tuple(a.cuda() for a in inputs())
+    ep = _export(make().cuda(), *args)
+    _same(
+        torchexec.execute(ep, *args, executor="aten"),
+        torchexec.execute(ep, *args, executor="torchbind"),
+    )
