@@ -65,8 +65,13 @@ def _base_ref(item: ProgramItem) -> RefResult:
     return RefResult("ok", item.expected, item.expected_state, item.expected_inputs)
 
 
-def _options(namespaces: tuple[str, ...]) -> dict[str, Any] | None:
-    return {"allowed_namespaces": list(namespaces)} if namespaces else None
+LOOP_LIMIT = 1000
+"""``while_loop`` iterations a case may run: a mutated loop may never end (in torch too), and
+the executors stop it with ``LoopLimitError`` (counted as ``rejected``, in the run)."""
+
+
+def _options(namespaces: tuple[str, ...]) -> dict[str, Any]:
+    return {"allowed_namespaces": list(namespaces), "max_loop_iterations": LOOP_LIMIT}
 
 
 # --- ExportedProgram JSON -------------------------------------------------------------------
@@ -76,7 +81,7 @@ def check_ep_json(
     item: ProgramItem, mutant: Mutant, report: Report = _quiet
 ) -> tuple[str, str, str]:
     """Load ``mutant`` as ExportedProgram JSON with the proxy; returns (outcome, detail, phase)."""
-    from torchexec_proxy import ProxyRunner, load_plan_from_json
+    from torchexec_proxy import LoopLimitError, ProxyRunner, load_plan_from_json
 
     weights, constants = item.fresh_state()
     inputs = item.fresh_inputs()
@@ -85,7 +90,7 @@ def check_ep_json(
         plan = load_plan_from_json(
             mutant.data, weights, constants, allowed_namespaces=item.namespaces
         )
-        runner = ProxyRunner(plan)
+        runner = ProxyRunner(plan, max_loop_iterations=LOOP_LIMIT)
     except ProgramError as exc:
         return "rejected", describe(exc), "load"
     except Exception as exc:
@@ -96,6 +101,8 @@ def check_ep_json(
         run.outputs = runner(*inputs)
     except InputMismatchError as exc:
         return "rejected_inputs", describe(exc), "run"
+    except LoopLimitError as exc:
+        return "rejected", describe(exc), "run"
     except Exception as exc:
         run.error = exc
     report("reference")
@@ -139,6 +146,8 @@ def _prepare_and_run(
 ) -> tuple[str | None, str, RunResult, dict[str, Any]]:
     """``prepare`` + one call: (rejection outcome or None, detail, run result, the state the
     program loaded, as it was before the call)."""
+    from torchexec_proxy import LoopLimitError
+
     inputs = item.fresh_inputs()
     try:
         prepared = torchexec.prepare(
@@ -156,6 +165,8 @@ def _prepare_and_run(
         run.outputs = pytree.tree_leaves(prepared(*inputs))
     except InputMismatchError as exc:
         return "rejected_inputs", describe(exc), RunResult(), {}
+    except LoopLimitError as exc:
+        return "rejected", describe(exc), RunResult(), {}
     except Exception as exc:
         run.error = exc
     run.state = {k: v for k, v in _state_of(prepared.runner).items() if k in item.weights}
@@ -352,6 +363,8 @@ def run_with(
         return Outcome(
             loader, case, ext.name, outcome, detail, mutant.description, mutant.preserving, phase
         )
+    if loader == "torchbind":  # the plan mutator and interpreter do not model subgraphs
+        programs = [p for p in programs if p.engine]
     item = programs[pick % len(programs)]
     path = tmp / f"{loader}_{case}.pt2"
     try:

@@ -68,6 +68,7 @@ class ProgramItem:
     namespaces: tuple[str, ...]
     mutates: bool
     doc: dict[str, Any] = field(default_factory=dict)
+    engine: bool = True
 
     @property
     def parameters(self) -> frozenset[str]:
@@ -171,7 +172,7 @@ def _build_program(spec: ProgramSpec, folder: Path) -> None:
         "expected_inputs": [x.clone() for x in run_inputs],
     }
     (folder / "state.pt").write_bytes(_save_bytes(state))
-    meta = {"namespaces": list(spec.namespaces), "mutates": spec.mutates}
+    meta = {"namespaces": list(spec.namespaces), "mutates": spec.mutates, "engine": spec.engine}
     (folder / "meta.json").write_text(json.dumps(meta))
 
 
@@ -225,6 +226,7 @@ def load(root: Path) -> Corpus:
                 namespaces=tuple(meta["namespaces"]),
                 mutates=bool(meta["mutates"]),
                 doc=json.loads(model_json),
+                engine=bool(meta.get("engine", True)),
             )
         )
     externs: list[ExternItem] = []

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .chooser import Chooser, weighted
+from .hopmut import mutate_subgraph
 from .jsontree import DupKeys, Path, dumps, get, parent_of, paths, put, remove
 
 __all__ = ["Mutant", "mutate_document", "mutate_text", "serialize_document"]
@@ -565,6 +566,7 @@ _TREE_MUTATIONS: tuple[tuple[Mutation, int], ...] = (
     (_target, 8),
     (_reorder, 5),
     (_cycle, 5),
+    (mutate_subgraph, 6),
 )
 
 

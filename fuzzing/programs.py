@@ -3,7 +3,8 @@
 Each covers a different part of the serialized format: scalar and keyword arguments,
 several outputs and ``Tensor[]`` returns, views with size and stride lists, tensor lists,
 parameters / buffers / lifted constants, buffer and user-input mutations, dtype / layout /
-memory-format / device enums, SymInt nodes of a dynamic-shape program, and a TorchBind object.
+memory-format / device enums, SymInt nodes of a dynamic-shape program, a TorchBind object, and
+higher-order operators with subgraphs (``cond``, ``while_loop``, ``map_impl``, ``scan``).
 """
 
 from __future__ import annotations
@@ -120,6 +121,42 @@ class TorchBindModel(torch.nn.Module):
         return z * 2, torch.ops.torchexec_testing.scale_add(self.scale, x)
 
 
+class ControlFlow(torch.nn.Module):
+    """A data-dependent ``cond`` with two outputs around a ``while_loop`` with a counter."""
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> Any:
+        def yes(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return x + y, x.sin()
+
+        def no(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return x - y, y.cos()
+
+        def body(i: torch.Tensor, acc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return i + 1, acc * 0.5 + y
+
+        cond: Any = torch.cond
+        a, b = cond(x.sum() > 0, yes, no, (x, y))
+        loop: Any = torch._higher_order_ops.while_loop
+        i, acc = loop(lambda i, acc: i < 3, body, (torch.zeros((), dtype=torch.int64), a))
+        return acc, b, i
+
+
+class MapScan(torch.nn.Module):
+    """``map`` with an extra argument and ``scan`` with a carry and an additional input."""
+
+    def forward(self, xs: torch.Tensor, w: torch.Tensor) -> Any:
+        hop_map: Any = torch._higher_order_ops.map
+        scan: Any = torch._higher_order_ops.scan
+        mapped = hop_map(lambda x, w: (x * w).relu(), xs, w)
+
+        def combine(c: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            nxt = c * w + x
+            return nxt, nxt.clone()
+
+        carry, ys = scan(combine, torch.zeros_like(w), mapped)
+        return carry, ys
+
+
 def _dynamic_shapes() -> Any:
     return {"x": {0: torch.export.Dim("n", min=2, max=64)}}
 
@@ -136,6 +173,8 @@ class ProgramSpec:
         namespaces: operator namespaces the loaders must allow besides aten and prims.
         needs_testing_lib: the program holds objects of ``torchexec_torchbind.testing``.
         mutates: the program updates buffers or user inputs (each case needs fresh copies).
+        engine: the torchbind loader's cases use it (its plan mutator and plan interpreter do
+            not model the subgraphs of higher-order operators, so those programs are left out).
     """
 
     name: str
@@ -145,6 +184,7 @@ class ProgramSpec:
     namespaces: tuple[str, ...] = ()
     needs_testing_lib: bool = False
     mutates: bool = False
+    engine: bool = True
 
 
 PROGRAMS: tuple[ProgramSpec, ...] = (
@@ -163,5 +203,9 @@ PROGRAMS: tuple[ProgramSpec, ...] = (
         namespaces=(TESTING_NS,),
         needs_testing_lib=True,
     ),
+    ProgramSpec(
+        "control_flow", ControlFlow, lambda: (torch.randn(3), torch.randn(3)), engine=False
+    ),
+    ProgramSpec("map_scan", MapScan, lambda: (torch.randn(4, 3), torch.randn(3)), engine=False),
 )
 """The corpus, in a fixed order (case ``i`` of a batch starts from program ``i % len``)."""

@@ -81,8 +81,9 @@ def test_unmutated_corpus_agrees_on_every_loader(corpus: Corpus, tmp_path: Path)
         assert outcome[0] == "agreed", (item.name, outcome)
         outcome = check_pt2(item, Mutant(item.pt2, False, []), tmp_path / f"{item.name}.pt2")
         assert outcome[0] == "agreed", (item.name, outcome)
-        outcome = check_engine_plan(item, PlanMutant(encoded_plan(item), True, []))
-        assert outcome[0] == "agreed", (item.name, outcome)
+        if item.engine:  # the plan interpreter does not model subgraphs
+            outcome = check_engine_plan(item, PlanMutant(encoded_plan(item), True, []))
+            assert outcome[0] == "agreed", (item.name, outcome)
     for ext in corpus.externs:
         outcome = check_extern(ext, Mutant(ext.text.encode(), False, []))
         assert outcome[0] == "agreed", (ext.name, outcome)
@@ -101,8 +102,9 @@ def test_references_match_aten(corpus: Corpus, tmp_path: Path) -> None:
                 item.model_json, weights, constants, item.fresh_inputs()
             ),
             "export.load": pt2_reference(path, item.fresh_inputs(), None, item.pt2),
-            "plan": run_plan(encoded_plan(item), item.fresh_inputs()),
         }
+        if item.engine:
+            results["plan"] = run_plan(encoded_plan(item), item.fresh_inputs())
         for name, result in results.items():
             assert result.status == "ok", (item.name, name, result.message)
             assert compare(item.expected, result.outputs) is None, (item.name, name)

@@ -387,12 +387,17 @@ def normalize(
 
 
 def lifted_state(ep: ExportedProgram) -> list[Any]:
-    """The values of the graph's non-user inputs (parameters, buffers, constants), in order."""
+    """The values of the graph's non-user inputs (parameters, buffers, constants, effect
+    tokens), in order."""
+    import torch
     from torch.export.graph_signature import InputKind
 
     out: list[Any] = []
     for spec in ep.graph_signature.input_specs:
         if spec.kind == InputKind.USER_INPUT:
+            continue
+        if spec.kind == InputKind.TOKEN:  # with_effects threads it: an empty tensor to start
+            out.append(torch.empty(0))
             continue
         target = spec.target
         if target is None:

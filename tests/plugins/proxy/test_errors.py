@@ -126,10 +126,10 @@ def test_namespace_not_allowed(program: tuple[Doc, Any]) -> None:
         _load(doc, weights, allowed_namespaces=["quantized"])
 
 
-def test_higher_order_operators_other_than_torchbind(program: tuple[Doc, Any]) -> None:
+def test_unsupported_higher_order_operators(program: tuple[Doc, Any]) -> None:
     doc, weights = program
-    _node(doc, "add")["target"] = "torch.ops.higher_order.cond"
-    _expect(doc, weights, r"node 'add'", "not supported")
+    _node(doc, "add")["target"] = "torch.ops.higher_order.flex_attention"
+    _expect(doc, weights, r"node 'add'", "'torch.ops.higher_order.flex_attention' is not supported")
 
 
 def test_value_used_before_definition(program: tuple[Doc, Any]) -> None:

@@ -29,12 +29,14 @@ def test_executor_object_and_options() -> None:
         "custom_objs",
         "allow_pickle",
         "process_groups",
+        "max_loop_iterations",
     }
     assert ex.validate_options(None) == {
         "allowed_namespaces": (),
         "custom_objs": {},
         "allow_pickle": False,
         "process_groups": {},
+        "max_loop_iterations": None,
     }
     opts = ex.validate_options({"allowed_namespaces": ["quantized"], "allow_pickle": True})
     assert opts["allowed_namespaces"] == ("quantized",) and opts["allow_pickle"] is True

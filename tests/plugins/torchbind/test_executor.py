@@ -32,6 +32,7 @@ def test_registry_metadata() -> None:
         "custom_objs": {},
         "allow_pickle": False,
         "process_groups": {},
+        "max_loop_iterations": None,
     }
 
 

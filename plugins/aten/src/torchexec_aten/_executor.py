@@ -27,6 +27,7 @@ class AtenRunner:
         self._buffer_updates: list[tuple[int, torch.Tensor]] = []
         self._input_updates: list[tuple[int, int]] = []
         self._user_outputs: list[int] = []
+        self._plain = True
         for i, out in enumerate(program.graph_outputs()):
             if out.kind == "buffer_mutation" and out.target is not None and out.target in state:
                 self._buffer_updates.append((i, state[out.target]))
@@ -34,12 +35,14 @@ class AtenRunner:
                 self._input_updates.append((i, out.user_input))
             elif out.kind in ("user_output", "loss_output"):
                 self._user_outputs.append(i)
+            elif out.kind == "token":  # the effect token after the last effectful call
+                self._plain = False
             else:
                 what = f"{out.kind} output" + (f" of {out.target!r}" if out.target else "")
                 raise ProgramError(
                     f"the aten executor does not run {program.name!r}: it cannot apply its {what}"
                 )
-        self._plain = not self._buffer_updates and not self._input_updates
+        self._plain = self._plain and not self._buffer_updates and not self._input_updates
 
     def __call__(self, *args: Any) -> Sequence[Any]:
         outs = self._gm(*self._state, *args)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from torchexec_proxy._enums import DTYPES, LAYOUTS, MEMORY_FORMATS
     from torchexec_proxy._executor import ProxyExecutor
     from torchexec_proxy._extern import ExternKernelProxy
+    from torchexec_proxy._hoprun import LoopLimitError
     from torchexec_proxy._runner import ProxyRunner
     from torchexec_proxy._targets import DEFAULT_NAMESPACES, normalize_namespaces
     from torchexec_proxy.plan import Plan
@@ -39,6 +40,7 @@ __all__ = [
     "LAYOUTS",
     "MEMORY_FORMATS",
     "ExternKernelProxy",
+    "LoopLimitError",
     "Plan",
     "ProxyExecutor",
     "ProxyRunner",
@@ -56,6 +58,7 @@ __getattr__, _, _ = lazy_loader.attach(
         "_targets": ["DEFAULT_NAMESPACES", "normalize_namespaces"],
         "_enums": ["DTYPES", "LAYOUTS", "MEMORY_FORMATS"],
         "_extern": ["ExternKernelProxy"],
+        "_hoprun": ["LoopLimitError"],
         "plan": ["Plan"],
         "_executor": ["ProxyExecutor"],
         "_runner": ["ProxyRunner"],

@@ -26,6 +26,7 @@ class ProxyExecutor:
         custom_objs: TorchBind objects by the names the program gives them.
         allow_pickle: read ``.pt2`` payloads stored with Python pickle.
         process_groups: process groups by the names the program's collectives use.
+        max_loop_iterations: bound on the iterations of each ``while_loop`` (``None``: none).
     """
 
     name = NAME
@@ -54,4 +55,5 @@ class ProxyExecutor:
             allow_pickle=bool(opts.get("allow_pickle", False)),
         )
         plan = bind_process_groups(plan, opts["process_groups"])
-        return ProxyRunner(plan)
+        limit = opts.get("max_loop_iterations")
+        return ProxyRunner(plan, max_loop_iterations=limit if isinstance(limit, int) else None)

@@ -19,105 +19,13 @@ from torchexec_proxy._convert import static_scalar
 from torchexec_proxy._enums import DTYPES, dtype_name
 from torchexec_proxy._json import check_schema_version, field, short, union
 from torchexec_proxy._nodes import Draft, draft_node
-from torchexec_proxy._slots import FOREVER, NEVER, assign_slots
+from torchexec_proxy._slots import FOREVER, assign_slots
+from torchexec_proxy._subgraph import GraphPlanner
 from torchexec_proxy._targets import Resolved, resolve_target
-from torchexec_proxy.plan import Arg, Mutation, Plan, Slot, StateEntry, Static
+from torchexec_proxy._values import KIND_WORDS, USER_VALUE_TAGS, Values, value_name
+from torchexec_proxy.plan import Mutation, Plan, Slot, StateEntry, Static
 
 __all__ = ["build_plan"]
-
-_KIND_WORDS = {
-    "tensor": "a tensor",
-    "sym_int": "a SymInt",
-    "sym_float": "a SymFloat",
-    "sym_bool": "a SymBool",
-    "custom_obj": "a TorchBind object",
-}
-_USER_VALUE_TAGS = {
-    "as_tensor": "tensor",
-    "as_sym_int": "sym_int",
-    "as_sym_float": "sym_float",
-    "as_sym_bool": "sym_bool",
-    "as_custom_obj": "custom_obj",
-}
-
-
-class _Values:
-    """The program's named values: their numbers, kinds, and the constants inputs stand for."""
-
-    def __init__(self, nodes: list[Any]) -> None:
-        self.kinds: list[str] = []
-        self.last: list[int] = []
-        self.reads: list[int] = []
-        self.node = -1
-        self.slots: list[Slot] = []
-        self.by_name: dict[str, int] = {}
-        self.consts: dict[str, Static] = {}
-        self.objects: dict[int, object] = {}
-        self._nodes = nodes
-
-    def define(self, name: str, kind: str, where: str) -> int:
-        if name in self.by_name or name in self.consts:
-            raise ProgramError(f"{where}: value {name!r} is defined twice")
-        vid = len(self.kinds)
-        self.kinds.append(kind)
-        self.last.append(NEVER)
-        self.slots.append(Slot(vid))
-        self.by_name[name] = vid
-        return vid
-
-    def ref(self, name: str, want: str, where: str) -> Slot | Static:
-        vid = self.by_name.get(name)
-        if vid is None:
-            const = self.consts.get(name)
-            if const is not None and want != "tensor":
-                return const
-            raise ProgramError(f"{where}: {self._undefined(name)}")
-        kind = self.kinds[vid]
-        if kind != want:
-            raise ProgramError(
-                f"{where}: expected {_KIND_WORDS[want]}, but {name!r} is {_KIND_WORDS[kind]}"
-            )
-        self.reads.append(vid)
-        self.last[vid] = self.node
-        return self.slots[vid]
-
-    def begin(self, node: int) -> None:
-        """Start recording the reads of node ``node`` (``FOREVER``: the program's outputs)."""
-        self.node = node
-        self.reads = []
-
-    def _undefined(self, name: str) -> str:
-        for node in self._nodes:
-            outs = node.get("outputs") if isinstance(node, dict) else None
-            if isinstance(outs, list) and name in _names_in(outs):
-                return (
-                    f"value {name!r} is used before it is defined (node "
-                    f"{node.get('name')!r} defines it later)"
-                )
-        return f"value {name!r} is used but never defined"
-
-    def object_of(self, arg: Arg) -> object:
-        if isinstance(arg, Slot) and arg.index in self.objects:
-            return self.objects[arg.index]
-        raise ProgramError("call_torchbind on something that is not a program "
-                           "custom object")  # fmt: skip
-
-
-def _names_in(value: object) -> set[str]:
-    """Every ``"name"``/``"as_name"`` string in a JSON fragment (for error messages only)."""
-    out: set[str] = set()
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, dict):
-            for k, x in v.items():
-                if k in ("name", "as_name") and isinstance(x, str):
-                    out.add(x)
-                else:
-                    stack.append(x)
-        elif isinstance(v, list):
-            stack.extend(v)
-    return out
 
 
 class _State:
@@ -161,6 +69,13 @@ class _State:
         self.values[fqn] = value
         self.vids.append(vid)
         return value
+
+    def add_token(self, vid: int, arg: str) -> None:
+        """An effect token (graph input ``arg``): a fresh empty tensor, as torch starts with."""
+        name = f"token:{arg}"  # not a state-dict name (those have no colon)
+        self.entries.append(StateEntry(slot=vid, kind="token", name=name))
+        self.values[name] = torch.empty(0)
+        self.vids.append(vid)
 
     def _check_tensor(self, value: object, kind: str, fqn: str, arg: str) -> None:
         what = f"{kind} {fqn!r} (graph input {arg!r})"
@@ -225,7 +140,7 @@ def _build(
         raise ProgramError(
             f"graph.tensor_values must be a JSON object, got {type(tensor_meta).__name__}"
         )
-    values = _Values(nodes)
+    values = Values(nodes)
     state = _State(weights, constants, custom_objs, tensor_meta)
 
     input_vids, user_names = _read_inputs(signature, graph, values, state)
@@ -239,10 +154,11 @@ def _build(
             found = resolved[target] = resolve_target(target, allowed, where)
         return found
 
+    hop = GraphPlanner(resolve).drafter(values, depth=0)
     drafts: list[Draft] = []
     for i, node in enumerate(nodes):
         values.begin(i)
-        draft = draft_node(i, node, resolve, values.ref, values.define, values.object_of)
+        draft = draft_node(i, node, resolve, values.ref, values.define, values.object_of, hop)
         draft.reads = values.reads
         drafts.append(draft)
 
@@ -292,7 +208,7 @@ def _module_call_signature(gm: Mapping[str, Any]) -> Mapping[str, Any]:
 def _read_inputs(
     signature: Mapping[str, Any],
     graph: Mapping[str, Any],
-    values: _Values,
+    values: Values,
     state: _State,
 ) -> tuple[list[int | None], dict[str, int]]:
     """Define the graph inputs; return the flat user inputs' values and user input positions."""
@@ -308,11 +224,11 @@ def _read_inputs(
         named: Named = None
         if kind == "user_input":
             tag, payload = union(field(body, "arg", dict, w), w)
-            if tag in _USER_VALUE_TAGS:
-                name = _value_name(tag, payload, w)
+            if tag in USER_VALUE_TAGS:
+                name = value_name(tag, payload, w)
                 user_names[name] = len(user)
-                user.append(values.define(name, _USER_VALUE_TAGS[tag], where))
-                named = _USER_VALUE_TAGS[tag], name
+                user.append(values.define(name, USER_VALUE_TAGS[tag], where))
+                named = USER_VALUE_TAGS[tag], name
             else:  # a constant the graph was specialised for
                 static_scalar(tag, payload, w)
                 user.append(None)
@@ -328,6 +244,11 @@ def _read_inputs(
             vid = values.define(name, "tensor", where)
             state_kind = "constant" if kind == "tensor_constant" else kind
             state.add(vid, state_kind, field(body, fqn_key, str, w), name)
+            named = "tensor", name
+        elif kind == "token":
+            name = field(field(body, "arg", dict, w), "name", str, w)
+            vid = values.define(name, "tensor", where)
+            state.add_token(vid, name)
             named = "tensor", name
         elif kind == "custom_obj":
             arg = field(body, "arg", dict, w)
@@ -351,13 +272,13 @@ Named = tuple[str, str] | None
 def _graph_value(arg: object, where: str) -> Named:
     """The value a graph input or output names."""
     tag, payload = union(arg, where)
-    if tag in _USER_VALUE_TAGS:
-        return _USER_VALUE_TAGS[tag], _value_name(tag, payload, where)
+    if tag in USER_VALUE_TAGS:
+        return USER_VALUE_TAGS[tag], value_name(tag, payload, where)
     return None
 
 
 def _words(value: Named) -> str:
-    return "a constant" if value is None else f"{_KIND_WORDS[value[0]]} {value[1]!r}"
+    return "a constant" if value is None else f"{KIND_WORDS[value[0]]} {value[1]!r}"
 
 
 def _check_graph_values(listed: object, spec_names: list[Named], what: str) -> None:
@@ -380,15 +301,6 @@ def _check_graph_values(listed: object, spec_names: list[Named], what: str) -> N
             )
 
 
-def _value_name(tag: str, payload: Any, where: str) -> str:
-    if tag in ("as_tensor", "as_custom_obj"):
-        return field(payload, "name", str, where)
-    inner, name = union(payload, where)
-    if inner != "as_name" or not isinstance(name, str):
-        raise ProgramError(f"{where}: expected a named {tag}, got {short(payload)}")
-    return name
-
-
 def _check_custom_obj_names(custom_objs: Mapping[str, object], state: _State) -> None:
     known = {e.name for e in state.entries if e.kind == "custom_obj"}
     for name in custom_objs:
@@ -402,7 +314,7 @@ def _check_custom_obj_names(custom_objs: Mapping[str, object], state: _State) ->
 
 def _read_outputs(
     signature: Mapping[str, Any],
-    values: _Values,
+    values: Values,
     state: _State,
     user_names: Mapping[str, int],
     graph: Mapping[str, Any],
@@ -422,15 +334,18 @@ def _read_outputs(
         value_kind = "tensor"
         if kind == "user_output":
             tag, payload = union(arg, w)
-            if tag in _USER_VALUE_TAGS:
-                name = _value_name(tag, payload, w)
-                value_kind = _USER_VALUE_TAGS[tag]
+            if tag in USER_VALUE_TAGS:
+                name = value_name(tag, payload, w)
+                value_kind = USER_VALUE_TAGS[tag]
                 outputs.append(values.ref(name, value_kind, where))
             else:
                 outputs.append(Static(static_scalar(tag, payload, w)))
         elif kind == "loss_output":
             name = field(arg, "name", str, w)
             outputs.append(values.ref(name, "tensor", where))
+        elif kind == "token":  # threaded from one effectful call to the next; not returned
+            name = field(arg, "name", str, w)
+            values.ref(name, "tensor", where)
         elif kind == "buffer_mutation":
             name = field(arg, "name", str, w)
             ref = values.ref(name, "tensor", where)

@@ -10,5 +10,11 @@ __all__ = ["CAPABILITIES", "DESCRIPTION", "NAME"]
 NAME = "proxy"
 DESCRIPTION = "Runs serialized ExportedProgram JSON node by node through the dispatcher"
 CAPABILITIES = Capabilities(
-    devices=("cpu", "cuda"), torchbind=True, bitwise=True, capture_safe=True
+    devices=("cpu", "cuda"),
+    torchbind=True,
+    bitwise=True,
+    capture_safe=True,
 )
+"""The higher-order operators the proxy runs: ``call_torchbind``, ``cond``, ``while_loop``,
+``map_impl``, ``scan``, ``invoke_subgraph``, ``auto_functionalized``, ``auto_functionalized_v2``
+and ``with_effects``; it refuses any other at load, naming it."""

@@ -16,13 +16,29 @@ from torchexec import ProgramError
 from torchexec_proxy._convert import Refs, convert_argument, convert_untyped, static
 from torchexec_proxy._json import field as json_field, short, union
 from torchexec_proxy._schema import OpInfo, ReturnInfo, op_info, schema_info
-from torchexec_proxy._targets import CALL_TORCHBIND, Resolved
-from torchexec_proxy.plan import Arg, Static
+from torchexec_proxy._targets import CALL_TORCHBIND, HOP_TARGETS, Resolved
+from torchexec_proxy.plan import Arg, Static, SubPlan
 
-__all__ = ["Define", "Draft", "draft_node", "python_arity"]
+__all__ = [
+    "Define",
+    "Draft",
+    "HopDrafter",
+    "Inputs",
+    "bind",
+    "define_output",
+    "draft_node",
+    "python_arity",
+]
 
 Define = Callable[[str, str, str], int]
 """``define(name, kind, where)`` -> value number; raises on a second definition."""
+
+Inputs = list[tuple[str, object, int | None]]
+"""A node's serialized inputs: ``(name, argument, kind)`` each."""
+
+HopDrafter = Callable[[str, str, Inputs, list[Any], str], "Draft"]
+"""``hop(name, target, inputs, outputs, where)`` -> the draft of a higher-order operator node
+(:func:`torchexec_proxy._hops.draft_hop` bound to the graph being planned)."""
 
 _UNARY = frozenset(
     {"_operator.neg", "_operator.pos", "math.trunc", "torch.sym_not", "torch.sym_int",
@@ -43,7 +59,7 @@ class Draft:
 
     name: str
     target: str
-    kind: Literal["op", "torchbind", "python"]
+    kind: Literal["op", "torchbind", "python", "hop"]
     op: Any
     args: tuple[Arg, ...]
     kwargs: dict[str, Arg]
@@ -51,6 +67,7 @@ class Draft:
     returns_list: bool = False
     returns_tuple: bool = False
     reads: list[int] = field(default_factory=list)
+    subplans: tuple[SubPlan, ...] = ()
 
 
 _SYM_OUT = {"as_sym_int": "sym_int", "as_sym_float": "sym_float", "as_sym_bool": "sym_bool"}
@@ -63,7 +80,7 @@ _SYM_RETURNS = {
 _CONST_OUT = frozenset({"as_int", "as_float", "as_bool", "as_none"})
 
 
-def _define_output(out: object, ret: ReturnInfo | None, define: Define, where: str) -> int | None:
+def define_output(out: object, ret: ReturnInfo | None, define: Define, where: str) -> int | None:
     """Define the value one serialized output names; ``None`` for an absent/constant output."""
     if type(out) is dict and len(out) == 1:
         ((tag, payload),) = out.items()
@@ -112,7 +129,14 @@ def _list_outputs(payload: object, define: Define, where: str) -> tuple[int | No
     )
 
 
-def _inputs(node: dict[str, Any], where: str) -> list[tuple[str, object, int | None]]:
+def _outputs(node: dict[str, Any], where: str) -> list[Any]:
+    outputs = node.get("outputs")
+    if type(outputs) is not list:
+        outputs = json_field(node, "outputs", list, where)
+    return outputs
+
+
+def _inputs(node: dict[str, Any], where: str) -> Inputs:
     raw = node.get("inputs")
     if type(raw) is not list:
         raw = json_field(node, "inputs", list, where)
@@ -129,7 +153,7 @@ def _inputs(node: dict[str, Any], where: str) -> list[tuple[str, object, int | N
     return out
 
 
-def _bind(
+def bind(
     info: OpInfo,
     inputs: list[tuple[str, object, int | None]],
     refs: Refs,
@@ -174,7 +198,7 @@ def _op_outputs(
     info: OpInfo, outputs: list[Any], define: Define, where: str
 ) -> tuple[tuple[int | None, ...], bool]:
     if len(outputs) == 1 and len(info.returns) == 1 and not info.returns_list:
-        return (_define_output(outputs[0], info.returns[0], define, f"{where}, output 0"),), False
+        return (define_output(outputs[0], info.returns[0], define, f"{where}, output 0"),), False
     if info.returns_list:
         if len(outputs) != 1:
             raise ProgramError(f"{where}: the operator returns one Tensor[], the node lists "
@@ -193,7 +217,7 @@ def _op_outputs(
         if ret.kind == "ListType":
             raise ProgramError(f"{where}, output {i}: a Tensor[] among several returns is not "
                                "supported")  # fmt: skip
-        slots.append(_define_output(out, ret, define, f"{where}, output {i}"))
+        slots.append(define_output(out, ret, define, f"{where}, output {i}"))
     return tuple(slots), False
 
 
@@ -204,6 +228,7 @@ def draft_node(
     refs: Refs,
     define: Define,
     objects: Callable[[Arg], object],
+    hop: HopDrafter | None = None,
 ) -> Draft:
     """Validate one serialized node and turn it into a :class:`Draft`.
 
@@ -214,6 +239,8 @@ def draft_node(
         refs: resolves names the node reads.
         define: defines the names the node writes.
         objects: the TorchBind object a resolved argument denotes (for ``call_torchbind``).
+        hop: drafts the higher-order operators of :data:`~torchexec_proxy._hops.HOP_TARGETS`
+            (their subgraphs planned by the caller); without it they are refused.
     """
     if type(node) is not dict:
         raise ProgramError(f"node {index}: expected a node object, got {short(node)}")
@@ -224,18 +251,18 @@ def draft_node(
     if type(name) is not str or not name:
         name = f"#{index}"
     where = f"node {name!r} ({target})"
+    if hop is not None and target in HOP_TARGETS:
+        return hop(name, target, _inputs(node, where), _outputs(node, where), where)
     resolved = resolve(target, where)
     inputs = _inputs(node, where)
-    outputs = node.get("outputs")
-    if type(outputs) is not list:
-        outputs = json_field(node, "outputs", list, where)
+    outputs = _outputs(node, where)
     if resolved.kind == "python":
         return _python_node(name, target, resolved, inputs, outputs, refs, define, where)
     if resolved.kind == "torchbind":
         return _torchbind_node(name, resolved, inputs, outputs, refs, define, objects, where)
     op = resolved.op
     info = resolved.info if resolved.info is not None else op_info(op)
-    args, kwargs = _bind(info, inputs, refs, where, "operator")
+    args, kwargs = bind(info, inputs, refs, where, "operator")
     outs, returns_list = _op_outputs(info, outputs, define, where)
     returns_tuple = len(info.returns) > 1
     return Draft(name, target, "op", op, tuple(args), kwargs, outs, returns_list, returns_tuple)
@@ -264,7 +291,7 @@ def _python_node(
         args.append(convert_untyped(tag, payload, refs, w))
     if len(outputs) != 1:
         raise ProgramError(f"{where}: expected exactly one output, got {len(outputs)}")
-    out = _define_output(outputs[0], None, define, f"{where}, output 0")
+    out = define_output(outputs[0], None, define, f"{where}, output 0")
     return Draft(name, target, "python", resolved.op, tuple(args), {}, (out,))
 
 
@@ -303,7 +330,7 @@ def _torchbind_node(
                 )
             bound_name = info.args[position].name
         rest.append((bound_name, arg, kind))
-    args, kwargs = _bind(info, rest, refs, where, "method")
+    args, kwargs = bind(info, rest, refs, where, "method")
     if kwargs:
         args.extend(kwargs.values())
     outs, as_tuple = _torchbind_outputs(schema, outputs, define, where)
@@ -358,6 +385,6 @@ def _torchbind_outputs(
             f"{where}: the method returns {expected} values, the node lists {len(outputs)}"
         )
     slots = tuple(
-        _define_output(out, None, define, f"{where}, output {i}") for i, out in enumerate(outputs)
+        define_output(out, None, define, f"{where}, output {i}") for i, out in enumerate(outputs)
     )
     return slots, as_tuple

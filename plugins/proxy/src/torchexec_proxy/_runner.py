@@ -13,7 +13,8 @@ where ``fn`` is the operator's underlying builtin (``OpOverload._op``, which ``O
 forwards to), trailing arguments equal to their schema defaults are left to the dispatcher, and
 ``free`` is a slot to clear after the call (a scratch slot when there is none). Everything else
 (keyword arguments, tensor lists, several outputs, several slots to free, TorchBind calls) is
-``GENERAL``: ``fn(slots)``, a closure built here that does the whole node.
+``GENERAL``: ``fn(slots)``, a closure built here that does the whole node (higher-order
+operators: :mod:`torchexec_proxy._hoprun`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from typing import Any
 import torch
 
 from torchexec import InputMismatchError
+from torchexec_proxy import _hoprun
 from torchexec_proxy._schema import op_info
 from torchexec_proxy.plan import Arg, MixedList, Plan, PlanNode, Slot, SlotList, Static
 
-__all__ = ["ProxyRunner", "StepCode", "compile_step"]
+__all__ = ["ProxyRunner", "StepCode", "compile_step", "general_step", "run_steps"]
 
 
 class StepCode(Enum):
@@ -110,7 +112,7 @@ def _reader(a: Arg) -> Callable[[Slots], Any] | None:
     return None
 
 
-def _general(node: PlanNode, fn: Callable[..., Any], args: list[Arg],
+def general_step(node: PlanNode, fn: Callable[..., Any], args: list[Arg],
              kwargs: dict[str, Arg]) -> Callable[[Slots], None]:  # fmt: skip
     """A closure that runs ``node`` completely: read, call, store outputs, free."""
     template = [a.value if isinstance(a, Static) else None for a in args]
@@ -157,12 +159,17 @@ def _torchbind(node: PlanNode, obj: object) -> Callable[[Slots], None]:
     assert isinstance(method_arg, Static)
     method = getattr(obj, str(method_arg.value))
     rest = list(node.args[2:])
-    inner = _general(node, method, rest, {})
+    inner = general_step(node, method, rest, {})
     return inner
 
 
-def compile_step(node: PlanNode, scratch: int, state: Sequence[Any]) -> Step:
-    """Turn one plan node into a step (see the module docstring)."""
+def compile_step(
+    node: PlanNode, scratch: int, state: Sequence[Any], loop_limit: int | None = None
+) -> Step:
+    """Turn one plan node into a step (see the module docstring); ``loop_limit`` bounds the
+    iterations of a ``while_loop`` node."""
+    if node.kind == "hop":
+        return (GENERAL, _hoprun.hop_step(node, loop_limit), 0, 0, scratch, scratch)
     if node.kind == "torchbind":
         obj_arg = node.args[0]
         assert isinstance(obj_arg, Slot)
@@ -188,17 +195,35 @@ def compile_step(node: PlanNode, scratch: int, state: Sequence[Any]) -> Step:
                 if len(consts) == 1:
                     return (WITH_CONST, fn, first, consts[0], out, free)
                 return (WITH_CONSTS, fn, first, consts, out, free)
-    return (GENERAL, _general(node, fn, args, kwargs), 0, 0, scratch, scratch)
+    return (GENERAL, general_step(node, fn, args, kwargs), 0, 0, scratch, scratch)
+
+
+def run_steps(steps: Sequence[Step], s: Slots) -> None:
+    """Run compiled steps on the slots ``s``."""
+    for code, fn, a, b, out, free in steps:
+        if code is UNARY:
+            s[out] = fn(s[a])
+        elif code is BINARY:
+            s[out] = fn(s[a], s[b])
+        elif code is WITH_CONST:
+            s[out] = fn(s[a], b)
+        elif code is WITH_CONSTS:
+            s[out] = fn(s[a], *b)
+        else:
+            fn(s)
+        s[free] = None
 
 
 class ProxyRunner:
     """Runs a plan: ``runner(*flat_user_inputs)`` -> list of flat user outputs.
 
     Buffer and user-input mutations the program returns (functional programs) are copied back
-    into the buffer or the caller's tensor after the run.
+    into the buffer or the caller's tensor after the run. ``max_loop_iterations`` bounds each
+    ``while_loop`` (:class:`~torchexec_proxy._hoprun.LoopLimitError` beyond it; ``None``: no
+    bound, as torch).
     """
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, *, max_loop_iterations: int | None = None) -> None:
         self.plan = plan
         scratch = plan.num_slots
         template: list[Any] = [None] * (scratch + 1)
@@ -208,7 +233,7 @@ class ProxyRunner:
         self._num_inputs = len(plan.inputs)
         self._inputs = tuple((i, s) for i, s in enumerate(plan.inputs) if s is not None)
         self._steps: tuple[Step, ...] = tuple(
-            compile_step(node, scratch, template) for node in plan.nodes
+            compile_step(node, scratch, template, max_loop_iterations) for node in plan.nodes
         )
         self._outputs = tuple(
             (True, o.index) if isinstance(o, Slot) else (False, o.value) for o in plan.outputs
@@ -253,18 +278,7 @@ class ProxyRunner:
 
     def __call__(self, *args: Any) -> list[Any]:
         s = self._start(args)
-        for code, fn, a, b, out, free in self._steps:
-            if code is UNARY:
-                s[out] = fn(s[a])
-            elif code is BINARY:
-                s[out] = fn(s[a], s[b])
-            elif code is WITH_CONST:
-                s[out] = fn(s[a], b)
-            elif code is WITH_CONSTS:
-                s[out] = fn(s[a], *b)
-            else:
-                fn(s)
-            s[free] = None
+        run_steps(self._steps, s)
         return self._finish(s, args)
 
     def trace(self, *args: Any) -> Iterator[tuple[str, Sequence[Any]]]:

@@ -128,6 +128,7 @@ def assign_slots(
                 d.returns_list,
                 tuple(dying),
                 d.returns_tuple,
+                d.subplans,
             )
         )
     return SlotAssignment(slot_of, nodes, count)

@@ -24,6 +24,7 @@ from torchexec_proxy._schema import OpInfo, op_info
 __all__ = [
     "CALL_TORCHBIND",
     "DEFAULT_NAMESPACES",
+    "HOP_TARGETS",
     "PYTHON_TARGETS",
     "Resolved",
     "normalize_namespaces",
@@ -38,6 +39,20 @@ names."""
 
 CALL_TORCHBIND = "torch.ops.higher_order.call_torchbind"
 """The serialized target of a TorchBind method call."""
+
+HOP_TARGETS: dict[str, str] = {
+    "torch.ops.higher_order.cond": "cond",
+    "torch.ops.higher_order.while_loop": "while_loop",
+    "torch.ops.higher_order.map_impl": "map",
+    "torch.ops.higher_order.scan": "scan",
+    "torch.ops.higher_order.invoke_subgraph": "invoke_subgraph",
+    "torch.ops.higher_order.auto_functionalized": "auto_functionalized",
+    "torch.ops.higher_order.auto_functionalized_v2": "auto_functionalized_v2",
+    "torch.ops.higher_order.with_effects": "with_effects",
+}
+"""The higher-order operators (besides ``call_torchbind``) that the loader plans as ``"hop"``
+plan nodes, by serialized target: the plan's short name of each
+(:data:`torchexec_proxy.plan.HOP_LAYOUTS`)."""
 
 PYTHON_TARGETS: dict[str, Callable[..., Any]] = {
     **{
@@ -158,9 +173,10 @@ def resolve_target(target: str, allowed: frozenset[str], where: str) -> Resolved
         return Resolved("torchbind", torch.ops.higher_order.call_torchbind, None)
     parts = target.split(".")
     if len(parts) == 4 and parts[:3] == ["torch", "ops", "higher_order"]:
+        supported = ", ".join(["call_torchbind", *(t.rsplit(".", 1)[1] for t in HOP_TARGETS)])
         raise ProgramError(
             f"{where}: the higher-order operator {target!r} is not supported by the proxy "
-            "executor (only call_torchbind is)"
+            f"executor (supported: {supported})"
         )
     if len(parts) != 5 or parts[0] != "torch" or parts[1] != "ops":
         raise ProgramError(

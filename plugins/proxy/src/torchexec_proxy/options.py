@@ -43,9 +43,15 @@ OPTIONS: tuple[OptionSpec, ...] = (
         MappingProxyType({}),
         "process groups by the names the program's collectives use (for programs saved elsewhere)",
     ),
+    OptionSpec(
+        "max_loop_iterations",
+        (int, type(None)),
+        None,
+        "stop a while_loop after this many iterations with LoopLimitError (None: no limit)",
+    ),
 )
-"""``allowed_namespaces``, ``custom_objs``, ``allow_pickle`` and ``process_groups``, with their
-defaults."""
+"""``allowed_namespaces``, ``custom_objs``, ``allow_pickle``, ``process_groups`` and
+``max_loop_iterations``, with their defaults."""
 
 
 def validate(executor: str, given: Mapping[str, object] | None) -> dict[str, object]:
@@ -75,6 +81,12 @@ def validate(executor: str, given: Mapping[str, object] | None) -> dict[str, obj
                 f"names such as 'my_ops', got {ns!r}."
             ) from None
     out["allowed_namespaces"] = tuple(namespaces)
+    limit = out["max_loop_iterations"]
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InvalidOptionsError(
+            f"Option 'max_loop_iterations' of executor {executor!r} must be a positive int or "
+            f"None, got {limit!r}."
+        )
     for option, what in (
         ("custom_objs", "TorchBind objects"),
         ("process_groups", "process groups"),

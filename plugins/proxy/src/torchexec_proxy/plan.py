@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "HOP_LAYOUTS",
     "Arg",
     "MixedList",
     "Mutation",
@@ -26,6 +27,7 @@ __all__ = [
     "SlotList",
     "StateEntry",
     "Static",
+    "SubPlan",
 ]
 
 
@@ -71,9 +73,11 @@ class PlanNode:
         target: the serialized target, e.g. ``"torch.ops.aten.add.Tensor"``.
         kind: ``"op"`` (an ``OpOverload`` called with ``args``/``kwargs``), ``"torchbind"``
             (``call_torchbind``: ``args[0]`` is the object, ``args[1]`` the method name as a
-            :class:`Static`, the rest the method's arguments), or ``"python"`` (a function of the
-            ``operator`` module on SymInts).
-        op: the resolved callable (``torch._ops.OpOverload`` for ``"op"``).
+            :class:`Static`, the rest the method's arguments), ``"python"`` (a function of the
+            ``operator`` module on SymInts), or ``"hop"`` (a higher-order operator running
+            the :class:`SubPlan` s in ``subplans``; see :data:`HOP_LAYOUTS`).
+        op: the resolved callable (``torch._ops.OpOverload`` for ``"op"``; the higher-order
+            operator's short name, e.g. ``"cond"``, for ``"hop"``).
         args: positional arguments in schema order, defaults filled in.
         kwargs: keyword-only arguments by schema name, defaults filled in.
         outputs: the slot of each returned value, ``None`` where the program does not use it.
@@ -86,6 +90,7 @@ class PlanNode:
         returns_tuple: the call returns a tuple whose elements are ``outputs`` (operators with
             several returns, TorchBind methods returning a tuple). Otherwise a node with one
             output stores the returned value itself.
+        subplans: the subgraphs a ``"hop"`` node runs, each planned once at load.
 
     The loader creates nodes with positional arguments (faster for a frozen dataclass), so the
     order of these fields is part of this class's contract.
@@ -93,7 +98,7 @@ class PlanNode:
 
     name: str
     target: str
-    kind: Literal["op", "torchbind", "python"]
+    kind: Literal["op", "torchbind", "python", "hop"]
     op: Any
     args: tuple[Arg, ...]
     kwargs: Mapping[str, Arg]
@@ -101,14 +106,74 @@ class PlanNode:
     returns_list: bool = False
     free_after: tuple[int, ...] = ()
     returns_tuple: bool = False
+    subplans: tuple[SubPlan, ...] = ()
+
+
+@dataclass(frozen=True)
+class SubPlan:
+    """A subgraph of a higher-order operator, planned once: its own slots, nodes and outputs.
+
+    It runs like a plan without state: its ``inputs`` slots are filled from the operands the
+    ``"hop"`` node passes (in order), its nodes run, and its ``outputs`` are returned in order.
+
+    Attributes:
+        name: the subgraph's name in the program (``true_graph_0``, ...).
+        num_slots: the number of slots.
+        inputs: for each subgraph input, its slot, or ``None`` for an input the subgraph does
+            not read.
+        nodes: the calls, in order (which may be ``"hop"`` nodes themselves).
+        outputs: the subgraph's outputs, each a slot or a :class:`Static`.
+    """
+
+    name: str
+    num_slots: int
+    inputs: tuple[int | None, ...]
+    nodes: tuple[PlanNode, ...]
+    outputs: tuple[Slot | Static, ...]
+
+
+HOP_LAYOUTS: Mapping[str, str] = {
+    "cond": "args = (pred: Slot | Static, operands: SlotList); subplans = (true, false)",
+    "while_loop": "args = (carried: SlotList, additional: SlotList); subplans = (cond, body)",
+    "map": "args = (xs: SlotList, extra: SlotList); subplans = (body,)",
+    "scan": "args = (init: SlotList, xs: SlotList, additional: SlotList); subplans = (combine,)",
+    "invoke_subgraph": "args = (operands: SlotList,); subplans = (body,), shared by its calls",
+    "auto_functionalized": "args = (Static(OpOverload),); kwargs = the operator's arguments",
+    "auto_functionalized_v2": "args = (Static(OpOverload),); kwargs = arguments and view info",
+    "with_effects": "args = (token: Slot, Static(OpOverload), *op args); kwargs = op kwargs",
+}
+"""The higher-order operators a ``"hop"`` node runs (``PlanNode.op``), and its layout.
+
+* ``cond``: runs ``subplans[0]`` (``pred`` true) or ``subplans[1]`` on the operands; its outputs
+  are the node's outputs.
+* ``while_loop``: while ``subplans[0](*carried, *additional)`` (a bool scalar tensor or a bool)
+  holds, ``carried = subplans[1](*carried, *additional)``; the outputs are the final carried
+  values (tensors cloned when the loop never ran, as torch does).
+* ``map`` (``torch.ops.higher_order.map_impl``): ``subplans[0](*xs_i, *extra)`` for each index
+  ``i`` of the leading dimension of ``xs``; each output is the ``torch.stack`` of its values.
+* ``scan``: ``carry = init``; for each index ``i`` of the leading dimension of ``xs``:
+  ``carry, y_i = split(subplans[0](*carry, *xs_i, *additional))``; the outputs are the final
+  carry followed by each ``y`` stacked along a new leading dimension.
+* ``invoke_subgraph``: ``subplans[0](*operands)``; every call of one subgraph identifier holds
+  the same :class:`SubPlan` object (planned once).
+* ``auto_functionalized``, ``auto_functionalized_v2``, ``with_effects``: no subplans; the runner
+  calls ``torch.ops.higher_order.<op>(*args, **kwargs)`` (torch's own semantics: the mutating
+  operator runs on clones of its bases and the node's outputs are the operator's returns followed
+  by the new values of the mutated arguments (v1) or bases (v2); ``with_effects`` returns a new
+  token followed by the operator's returns).
+
+A ``SlotList`` here lists the slots of tensors or SymInts (never ``None``).
+"""
 
 
 @dataclass(frozen=True)
 class StateEntry:
-    """A value the program holds (parameter, buffer, constant tensor, TorchBind object)."""
+    """A value the program holds (parameter, buffer, constant tensor, TorchBind object), or the
+    effect token a program with ``with_effects`` nodes starts from (``kind="token"``, an empty
+    tensor named ``"token:<graph input name>"``)."""
 
     slot: int
-    kind: Literal["parameter", "buffer", "constant", "custom_obj"]
+    kind: Literal["parameter", "buffer", "constant", "custom_obj", "token"]
     name: str
 
 

@@ -66,9 +66,14 @@ void Builder::decode_node(const NodeRow& row, int64_t index) {
     node.target = target;
     where_ += " (" + target + ")";
     result_types = compile_python(node, target, args);
+  } else if (kind == "hop") {
+    node.kind = NodeKind::kHop;
+    node.target = "higher_order::" + target;
+    where_ += " (" + node.target + ")";
+    result_types = compile_hop(node, target, args);
   } else {
     TORCH_CHECK(false, where_, ": unknown node kind '", kind,
-                "' (expected op, torchbind or python)");
+                "' (expected op, torchbind, python or hop)");
   }
   // Same order as run(): the call, then the frees, then the outputs are stored (so an output
   // may reuse a slot the call frees).

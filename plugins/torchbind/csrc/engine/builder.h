@@ -42,6 +42,9 @@ class Builder {
   std::vector<c10::TypePtr> compile_torchbind(Node& node, const std::vector<ArgRow>& args);
   std::vector<c10::TypePtr> compile_python(Node& node, const std::string& target,
                                            const std::vector<ArgRow>& args);
+  // build_hop.cpp
+  std::vector<c10::TypePtr> compile_hop(Node& node, const std::string& hop,
+                                        const std::vector<ArgRow>& args);
   void bind_arguments(Node& node, const c10::FunctionSchema& schema, size_t first,
                       const std::vector<ArgRow>& args);
   void compile_argument(Node& node, const c10::Argument& param, const ArgRow& arg);

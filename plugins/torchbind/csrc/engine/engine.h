@@ -70,7 +70,12 @@ struct MixedItem {
   int64_t value;  // the constant, or the slot index
 };
 
-enum class NodeKind : uint8_t { kOp, kTorchBind, kPython };
+enum class NodeKind : uint8_t { kOp, kTorchBind, kPython, kHop };
+
+// Higher-order operators a kHop node runs (hop.cpp), each on child engines (its subgraphs).
+enum class Hop : uint8_t { kCond, kWhileLoop, kMap, kScan, kInvokeSubgraph };
+
+class Engine;
 
 // Integer / float arithmetic of SymInt nodes (the Python operator module's functions).
 enum class PyFn : uint8_t {
@@ -96,6 +101,13 @@ struct Node {
   bool returns_list = false;     // the single returned list is spread over `outputs`
   bool unpack_tuple = false;     // the single returned tuple is spread over `outputs`
   std::vector<int64_t> frees;    // slots cleared after the call (moved ones excluded)
+  // kHop: the operator, its subgraphs (child engines, built and validated first), the
+  // operand groups (in `lists`), and cond's predicate (a slot, or a constant).
+  Hop hop = Hop::kCond;
+  std::vector<c10::intrusive_ptr<Engine>> subgraphs;
+  int64_t pred_slot = -1;
+  bool pred_value = false;
+  int64_t max_iterations = -1;  // while_loop: stop with an error after this many (-1: never)
 };
 
 // What a user input must be; encoded as "tensor", "int", "float", "bool", "str" or "any".
@@ -139,6 +151,7 @@ class Engine : public torch::CustomClassHolder {
   int64_t num_nodes() const { return static_cast<int64_t>(nodes_.size()); }
   int64_t num_slots() const { return num_slots_; }
   int64_t num_inputs() const { return static_cast<int64_t>(inputs_.size()); }
+  int64_t num_outputs() const { return static_cast<int64_t>(outputs_.size()); }
   std::vector<std::string> operators() const;
   std::vector<std::string> allowed_namespaces() const { return allowed_namespaces_; }
 
@@ -161,6 +174,9 @@ class Engine : public torch::CustomClassHolder {
   std::vector<Mutation> mutations_;
   size_t max_stack_ = 0;
 };
+
+// Runs a kHop node on the slots; leaves its results on the stack (hop.cpp).
+void run_hop(const Node& node, const std::vector<c10::IValue>& slots, torch::jit::Stack& stack);
 
 // SymInt arithmetic (python.cpp).
 std::optional<PyFn> python_function(const std::string& target);

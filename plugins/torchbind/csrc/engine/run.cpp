@@ -129,6 +129,8 @@ void call_node(const Node& node, torch::jit::Stack& stack) {
         stack.push_back(std::move(result));
         break;
       }
+      case NodeKind::kHop:  // run by run_hop()
+        break;
     }
   } catch (c10::Error& err) {
     err.add_context("while running node '" + node.name + "' (" + node.target +
@@ -247,8 +249,12 @@ std::vector<IValue> Engine::run(std::vector<IValue> inputs) const {
   torch::jit::Stack stack;
   stack.reserve(max_stack_);
   for (const Node& node : nodes_) {
-    push_arguments(node, slots, stack);
-    call_node(node, stack);
+    if (node.kind == NodeKind::kHop) {
+      run_hop(node, slots, stack);
+    } else {
+      push_arguments(node, slots, stack);
+      call_node(node, stack);
+    }
     for (int64_t s : node.frees) {
       slots[static_cast<size_t>(s)] = IValue();
     }

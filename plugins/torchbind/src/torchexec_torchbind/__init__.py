@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from torchexec.testing.catalog import OpSpec
     from torchexec_torchbind._encode import (
         ENGINE_FORMAT,
+        ENGINE_HOPS,
         ENGINE_VERSION,
         InputSpec,
         encode_plan,
@@ -37,6 +38,7 @@ __all__ = [
     "CAPABILITIES",
     "DESCRIPTION",
     "ENGINE_FORMAT",
+    "ENGINE_HOPS",
     "ENGINE_VERSION",
     "EngineRunner",
     "InputSpec",
@@ -55,7 +57,14 @@ __all__ = [
 __getattr__, _, _ = lazy_loader.attach(
     __name__,
     submod_attrs={
-        "_encode": ["ENGINE_FORMAT", "ENGINE_VERSION", "InputSpec", "encode_plan", "encode_static"],
+        "_encode": [
+            "ENGINE_FORMAT",
+            "ENGINE_HOPS",
+            "ENGINE_VERSION",
+            "InputSpec",
+            "encode_plan",
+            "encode_static",
+        ],
         "_engine": ["EngineRunner", "build_engine", "engine_from_plan_state"],
         "_executor": ["TorchbindExecutor"],
         "_library": ["library_path", "load_library"],

@@ -22,6 +22,14 @@ Every argument (and program output) is one row ``(keyword, tag, ints, floats, te
 (``value``). ``result`` is ``"values"``, ``"list"`` (a returned ``Tensor[]`` spread over the
 outputs) or ``"tuple"``. The C++ side turns statics into the IValues each schema argument takes
 and validates everything.
+
+A higher-order operator node (kind ``"hop"``, target ``cond`` / ``while_loop`` / ``map`` /
+``scan`` / ``invoke_subgraph``, result ``"values"``) has the plan node's arguments
+(``torchexec_proxy.plan.HOP_LAYOUTS``: a ``"slot"`` or ``"bool"`` predicate for ``cond``, then
+``"slots"`` operand groups), then one row ``("", "engine", [], [], name, engine)`` per subgraph,
+``engine`` a child ``torch.classes.torchexec.Engine`` built from the subplan (inputs of kind
+``any``, no state, no mutations), and for ``while_loop`` optionally
+``("max_iterations", "int", [n], ...)``.
 """
 
 from __future__ import annotations
@@ -34,10 +42,11 @@ from typing import Any
 import torch
 
 from torchexec import ProgramError
-from torchexec_proxy.plan import MixedList, Plan, PlanNode, Slot, SlotList, Static
+from torchexec_proxy.plan import MixedList, Plan, PlanNode, Slot, SlotList, Static, SubPlan
 
 __all__ = [
     "ENGINE_FORMAT",
+    "ENGINE_HOPS",
     "ENGINE_VERSION",
     "ArgRow",
     "InputKind",
@@ -201,7 +210,63 @@ def _op_name(node: PlanNode) -> tuple[str, str]:
     return f"{ns}::{op}", "" if overload == "default" else overload
 
 
-def _encode_node(node: PlanNode) -> tuple[Any, ...]:
+ENGINE_HOPS = frozenset({"cond", "while_loop", "map", "scan", "invoke_subgraph"})
+"""The higher-order operators the engine runs (``"hop"`` plan nodes), on child engines."""
+
+
+class _Context:
+    """What encoding a plan's nodes needs besides each node: the namespaces its child engines
+    allow, the ``while_loop`` bound, and the child engine of each subplan already built (a
+    subgraph called several times, ``invoke_subgraph``, is built once)."""
+
+    def __init__(self, allowed_namespaces: list[str], max_loop_iterations: int | None) -> None:
+        self.allowed_namespaces = allowed_namespaces
+        self.max_loop_iterations = max_loop_iterations
+        self.engines: dict[int, tuple[SubPlan, Any]] = {}
+
+    def engine(self, sub: SubPlan) -> Any:
+        known = self.engines.get(id(sub))
+        if known is not None:
+            return known[1]
+        from torchexec_torchbind._engine import engine_from_plan_state
+
+        state: tuple[Any, ...] = (
+            ENGINE_FORMAT,
+            ENGINE_VERSION,
+            self.allowed_namespaces,
+            sub.num_slots,
+            [InputSpec().encode(slot) for slot in sub.inputs],
+            [],
+            [_encode_node(n, self) for n in sub.nodes],
+            [_encode_arg(out, f"subgraph {sub.name!r}, output {i}")
+             for i, out in enumerate(sub.outputs)],
+            [],
+        )  # fmt: skip
+        try:
+            engine = engine_from_plan_state(state)
+        except ProgramError as exc:
+            raise ProgramError(f"subgraph {sub.name!r}: {exc}") from exc.__cause__
+        self.engines[id(sub)] = (sub, engine)  # the plan keeps sub alive: its id stays unique
+        return engine
+
+
+def _encode_hop(node: PlanNode, ctx: _Context) -> tuple[Any, ...]:
+    where = f"node {node.name!r} ({node.target})"
+    if node.op not in ENGINE_HOPS:
+        raise ProgramError(
+            f"{where}: the torchbind executor does not run the higher-order operator "
+            f"{node.op!r}; run the program on the proxy executor, or on a priority list such as "
+            "executor=['torchbind', 'proxy']"
+        )
+    args = [_encode_arg(a, f"{where}, argument {i}") for i, a in enumerate(node.args)]
+    args += [("", "engine", [], [], sub.name, ctx.engine(sub)) for sub in node.subplans]
+    if node.op == "while_loop" and ctx.max_loop_iterations is not None:
+        args.append(_row("int", ints=[ctx.max_loop_iterations], keyword="max_iterations"))
+    outputs = [-1 if o is None else o for o in node.outputs]
+    return (node.name, "hop", str(node.op), "", args, outputs, "values", list(node.free_after))
+
+
+def _encode_node(node: PlanNode, ctx: _Context) -> tuple[Any, ...]:
     where = f"node {node.name!r}"
     if node.kind == "op":
         target, overload = _op_name(node)
@@ -209,6 +274,8 @@ def _encode_node(node: PlanNode) -> tuple[Any, ...]:
         target, overload = "call_torchbind", ""
     elif node.kind == "python":
         target, overload = node.target, ""
+    elif node.kind == "hop":
+        return _encode_hop(node, ctx)
     else:
         raise ProgramError(f"{where}: unknown node kind {node.kind!r}")
     args = [_encode_arg(a, f"{where}, argument {i}") for i, a in enumerate(node.args)]
@@ -257,14 +324,19 @@ def encode_plan(
     *,
     allowed_namespaces: Iterable[str],
     input_specs: Sequence[InputSpec] | None = None,
+    max_loop_iterations: int | None = None,
 ) -> tuple[Any, ...]:
     """Encode ``plan`` for ``torch.classes.torchexec.Engine``.
+
+    The subgraphs of higher-order operators become child engines, built here (the library must
+    be loadable).
 
     Args:
         plan: a plan made by ``torchexec_proxy.load_plan`` (or by hand, in tests).
         allowed_namespaces: operator namespaces the engine may call (``aten``, ``prims``, ...).
         input_specs: what to check of each flat user input at run; ``None`` checks nothing but
             the count.
+        max_loop_iterations: bound on the iterations of each ``while_loop`` (``None``: none).
 
     Raises:
         ProgramError: the plan holds something the engine cannot represent.
@@ -278,7 +350,9 @@ def encode_plan(
         )
     inputs = [spec.encode(slot) for spec, slot in zip(input_specs, plan.inputs, strict=True)]
     state, num_slots = _encode_state(plan)
-    nodes = [_encode_node(n) for n in plan.nodes]
+    namespaces = sorted(set(allowed_namespaces))
+    ctx = _Context(namespaces, max_loop_iterations)
+    nodes = [_encode_node(n, ctx) for n in plan.nodes]
     outputs: list[ArgRow] = []
     for i, out in enumerate(plan.outputs):
         if not isinstance(out, (Slot, Static)):
@@ -293,7 +367,7 @@ def encode_plan(
     return (
         ENGINE_FORMAT,
         ENGINE_VERSION,
-        sorted(set(allowed_namespaces)),
+        namespaces,
         num_slots,
         inputs,
         state,

@@ -37,8 +37,10 @@ def build_engine(
     *,
     allowed_namespaces: Iterable[str],
     input_specs: Sequence[InputSpec] | None = None,
+    max_loop_iterations: int | None = None,
 ) -> torch.ScriptObject:
-    """Encode ``plan`` and build a ``torch.classes.torchexec.Engine`` from it.
+    """Encode ``plan`` and build a ``torch.classes.torchexec.Engine`` from it (``while_loop``
+    nodes stop after ``max_loop_iterations`` iterations, when given).
 
     The engine validates the whole plan (operators resolvable and in ``allowed_namespaces``,
     arguments matching each schema, slots written before they are read, custom objects and
@@ -47,7 +49,12 @@ def build_engine(
     Raises:
         ProgramError: naming the node and what was expected.
     """
-    encoded = encode_plan(plan, allowed_namespaces=allowed_namespaces, input_specs=input_specs)
+    encoded = encode_plan(
+        plan,
+        allowed_namespaces=allowed_namespaces,
+        input_specs=input_specs,
+        max_loop_iterations=max_loop_iterations,
+    )
     return engine_from_plan_state(encoded)
 
 

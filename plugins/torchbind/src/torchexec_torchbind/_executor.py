@@ -11,6 +11,7 @@ from torchexec import OptionSpec, Program
 from torchexec_proxy import options as shared_options
 from torchexec_proxy.claims import supports_node
 from torchexec_proxy.collectives import bind_process_groups
+from torchexec_torchbind._encode import ENGINE_HOPS
 from torchexec_torchbind._engine import EngineRunner, build_engine
 from torchexec_torchbind._inputs import input_specs_from_document
 from torchexec_torchbind._library import load_library
@@ -41,9 +42,12 @@ class TorchbindExecutor:
     def supports(self, node: torch.fx.Node, options: Mapping[str, object]) -> bool:
         """Claim operators of the allow-list (``aten``, ``prims`` and the ``allowed_namespaces``
         option), TorchBind method calls and SymInt arithmetic
-        (:func:`torchexec_proxy.claims.supports_node`)."""
+        (:func:`torchexec_proxy.claims.supports_node`), and the higher-order operators the
+        engine runs (:data:`~torchexec_torchbind.ENGINE_HOPS`)."""
         extra = options.get("allowed_namespaces") or ()
-        return supports_node(node, extra if isinstance(extra, (tuple, list)) else ())
+        return supports_node(
+            node, extra if isinstance(extra, (tuple, list)) else (), higher_order=ENGINE_HOPS
+        )
 
     def prepare(self, program: Program, options: Mapping[str, object]) -> EngineRunner:
         """Plan the program (``torchexec_proxy.load_plan``) and build its engine."""
@@ -60,7 +64,11 @@ class TorchbindExecutor:
         plan = bind_process_groups(plan, opts["process_groups"])
         specs = input_specs_from_document(program.model_document())
         # The engine enforces the same allow-list as the loader.
+        limit = opts.get("max_loop_iterations")
         engine = build_engine(
-            plan, allowed_namespaces=normalize_namespaces(extra), input_specs=specs
+            plan,
+            allowed_namespaces=normalize_namespaces(extra),
+            input_specs=specs,
+            max_loop_iterations=limit if isinstance(limit, int) else None,
         )
         return EngineRunner(engine)

@@ -10,5 +10,18 @@ __all__ = ["CAPABILITIES", "DESCRIPTION", "NAME"]
 NAME = "torchbind"
 DESCRIPTION = "Runs the program inside a C++ TorchBind engine (torch.classes.torchexec.Engine)"
 CAPABILITIES = Capabilities(
-    devices=("cpu", "cuda"), torchbind=True, bitwise=True, capture_safe=True
+    devices=("cpu", "cuda"),
+    torchbind=True,
+    bitwise=True,
+    capture_safe=True,
+    unsupported_ops=frozenset(
+        {
+            "higher_order::auto_functionalized",
+            "higher_order::auto_functionalized_v2",
+            "higher_order::with_effects",
+        }
+    ),
 )
+"""The engine runs the higher-order operators ``call_torchbind``, ``cond``, ``while_loop``,
+``map_impl``, ``scan`` and ``invoke_subgraph``; ``unsupported_ops`` lists the others the
+proxy runs."""
