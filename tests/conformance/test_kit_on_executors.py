@@ -68,6 +68,22 @@ def test_torchbind_programs_agree(ci_run: KitRun, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", EXECUTORS)
+def test_control_flow_programs_agree(ci_run: KitRun, name: str) -> None:
+    """cond, while_loop, map and scan run everywhere; the functionalized custom operator runs on
+    aten and proxy and is declared unsupported by torchbind's engine."""
+    counts = ci_run.executor(name)["tiers"]["control_flow"]
+    assert counts["examples"] >= 40
+    assert counts["mismatched"] == counts["raised"] == counts["crashed"] == 0, counts
+    functionalized = ci_run.report["graph_operators"]["higher_order.auto_functionalized_v2"]
+    assert functionalized >= 1
+    if name == "torchbind":
+        assert 1 <= counts["unsupported"] <= functionalized, counts
+    else:
+        assert counts["unsupported"] == 0, counts
+    assert counts["passed"] + counts["unsupported"] == counts["examples"], counts
+
+
+@pytest.mark.parametrize("name", EXECUTORS)
 def test_contract(ci_run: KitRun, name: str) -> None:
     contract = ci_run.executor(name)["contract"]
     assert set(contract) == set(CHECKS)
