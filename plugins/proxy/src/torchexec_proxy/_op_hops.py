@@ -78,7 +78,7 @@ def draft_op_hop(
         mutated = _mutated(op)
         if not mutated:
             raise ProgramError(f"{where}: {op} mutates none of its arguments")
-        if torch._library.utils.is_out(op):
+        if _writes_out(op):
             raise ProgramError(f"{where}: {hop} of the out= operator {op} is not supported")
         given = {}
         for arg_name, arg, _ in inputs[1:]:
@@ -192,3 +192,12 @@ def _with_effects(
     args, kwargs = bind(info, rest, ref, where, "operator")
     # An operator returning nothing gives (token, None): the None may be listed or not.
     return (token, Static(op), *args), kwargs, 1 + max(1, len(info.returns))
+
+
+def _writes_out(op: torch._ops.OpOverload) -> bool:
+    """Whether ``op`` is an ``out=`` variant: a keyword-only argument it writes to (the ATen
+    convention; read from the schema, which every torch version has)."""
+    return any(
+        a.kwarg_only and a.alias_info is not None and a.alias_info.is_write
+        for a in op._schema.arguments
+    )
