@@ -32,6 +32,8 @@ class Profile:
         derandomize: the same examples every run (no database, no random seed).
         shrink_seconds: how long hypothesis may shrink a failing program before the kit's own
             minimiser (first failing call, alone) takes over.
+        coverage_variants: variants per (operator, dtype) in the coverage pass (0: no pass).
+        require_coverage: fail when an (operator, dtype) the executor claims was never run.
     """
 
     max_examples: int
@@ -39,6 +41,8 @@ class Profile:
     opinfo_samples: int
     derandomize: bool
     shrink_seconds: float = 30.0
+    coverage_variants: int = 1
+    require_coverage: bool = False
 
 
 PROFILES: dict[str, Profile] = {
@@ -48,6 +52,7 @@ PROFILES: dict[str, Profile] = {
         opinfo_samples=1,
         derandomize=False,
         shrink_seconds=10,
+        coverage_variants=1,
     ),
     "ci": Profile(
         max_examples=300,
@@ -55,6 +60,8 @@ PROFILES: dict[str, Profile] = {
         opinfo_samples=2,
         derandomize=True,
         shrink_seconds=30,
+        coverage_variants=4,
+        require_coverage=True,
     ),
 }
 """``quick`` is the default; ``ci`` is derandomized and larger."""
@@ -69,6 +76,7 @@ class KitOptions:
     profile: str = "quick"
     max_examples: int | None = None
     opinfo_samples: int | None = None
+    coverage_variants: int | None = None
     seed: int | None = None
     report: Path | None = None
     skips: list[Path] = field(default_factory=list)
@@ -123,6 +131,11 @@ class Kit:
             self.profile.opinfo_samples
             if options.opinfo_samples is None
             else options.opinfo_samples
+        )
+        self.coverage_variants = (
+            self.profile.coverage_variants
+            if options.coverage_variants is None
+            else options.coverage_variants
         )
         self.seed = options.seed if options.seed is not None else random.randrange(2**32)
         tolerances = Tolerances.shipped()
@@ -226,6 +239,8 @@ class Kit:
             for op in [*self.report.catalog, *self.report.graph_operators, *self.report.operators]:
                 ids.add(f"{name}::generated::{op}")
                 ids.add(f"{name}::torchbind::{op}")
+            for op, dtypes in self.report.coverage_declared.items():
+                ids.update(f"{name}::coverage::{op}::{d}" for d in dtypes)
         for e in self.skips.entries:
             if not e.shipped and e.executor != "*" and e.executor not in names:
                 why = f"no executor named {e.executor!r} is installed"
