@@ -60,7 +60,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("contiguous", ("contiguous",), False, (2, 3, 4, 1)),
     Variant("transposed", ("transposed", "strided", "contiguous"), False, (2, 3, 1, 5)),
     Variant("expanded+specials", ("expanded", "contiguous"), True, (1, 2, 3)),
-    Variant("small+empty", ("strided", "contiguous"), False, (0, 1, 2, 3)),
+    Variant("small+empty", ("strided", "contiguous"), False, (0, 1, 2, 3)),  # first dim 0
 )
 """The variants, in order; a run with ``n`` coverage variants uses the first ``n``."""
 
@@ -70,8 +70,11 @@ _ATTEMPTS = 4
 class _CoverageBuilder(Builder):
     """A builder whose draws come from a seeded ``random.Random`` and the variant."""
 
-    def __init__(self, focus: torch.dtype, index: int, rng: random.Random) -> None:
+    def __init__(
+        self, focus: torch.dtype, index: int, rng: random.Random, *, empty: bool = False
+    ) -> None:
         super().__init__(self._no_draw, GenerationConfig(constant_ratio=0.0))
+        self.empty = empty
         self.focus = focus
         self.which = index
         self.variant = VARIANTS[index]
@@ -103,6 +106,9 @@ class _CoverageBuilder(Builder):
         return options[self.which % len(options)]
 
     def size(self) -> int:
+        if self.empty:  # the first dim drawn is 0: the first fresh tensor is empty
+            self.empty = False
+            return 0
         return self.rng.choice(self.variant.sizes)
 
     def permutation(self, n: int) -> list[int]:
@@ -161,7 +167,8 @@ def build_case(op: OpSpec, dtype: torch.dtype, index: int) -> CoverageCase | Non
     build one on that dtype (a few seeds are tried)."""
     for attempt in range(_ATTEMPTS):
         rng = random.Random(_stable_seed(op.name, dtype, index, attempt))
-        b = _CoverageBuilder(dtype, index, rng)
+        empty = 0 in VARIANTS[index].sizes and attempt % 2 == 0
+        b = _CoverageBuilder(dtype, index, rng, empty=empty)
         if b.call(op) is None:
             continue
         call = b.ir.calls[-1]

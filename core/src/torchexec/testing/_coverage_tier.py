@@ -35,7 +35,7 @@ from torchexec.testing._quiet import quiet
 from torchexec.testing.catalog import CATALOG
 from torchexec.testing.compare import Comparison, compare_outputs
 from torchexec.testing.report import Failure
-from torchexec.testing.runner import Case, ReferenceFailure
+from torchexec.testing.runner import Case
 from torchexec.testing.skips import id_matches
 
 if TYPE_CHECKING:
@@ -49,12 +49,17 @@ BATCH = 160
 Results = list[Any]
 
 
+Layout = tuple[tuple[int, ...], int]
+"""An output's strides (size-1 dims left out) and the input it is a view of (-1: none)."""
+
+
 @dataclass
 class _Batch:
     cases: list[CoverageCase]
     ir: ProgramIR
     case: Case
     expected: Results
+    layouts: list[Layout]
 
 
 @dataclass
@@ -138,10 +143,49 @@ def _build(kit: Kit, cases: list[CoverageCase]) -> _Batch | str:
         return f"torchexec.normalize: {type(exc).__name__}: {exc}".splitlines()[0][:300]
     case.reproduction = None  # failures are reproduced case by case
     try:
-        expected = kit.checker.reference_results(case)[0]
-    except ReferenceFailure as exc:
-        return str(exc).splitlines()[0][:300]
-    return _Batch(cases, ir, case, expected)
+        expected, layouts = _execute(kit, case, kit.reference)
+    except Exception as exc:
+        return f"the reference raised: {type(exc).__name__}: {exc}".splitlines()[0][:300]
+    return _Batch(cases, ir, case, expected, layouts)
+
+
+def _execute(kit: Kit, case: Case, executor: str) -> tuple[Results, list[Layout]]:
+    """Prepare and call ``case`` once: flat outputs then inputs after the call (copies), and
+    the layout of each output."""
+    inputs = case.make_inputs()
+    prepared = torchexec.prepare(
+        case.program, *inputs, executor=_lists.choice(executor),
+        executor_parameters=kit.checker.parameters(case, executor),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    flat = pytree.tree_leaves(prepared(*inputs))
+    layouts = [_layout(t, inputs) for t in flat]
+    copies = [t.detach().clone() if isinstance(t, torch.Tensor) else t for t in [*flat, *inputs]]
+    return copies, layouts
+
+
+def _layout(value: Any, inputs: Sequence[Any]) -> Layout:
+    if not isinstance(value, torch.Tensor):
+        return (), -1
+    strides = tuple(st for st, n in zip(value.stride(), value.shape, strict=True) if n > 1)
+    if value.numel() == 0:
+        return strides, -1
+    ptr = value.untyped_storage().data_ptr()
+    for j, x in enumerate(inputs):
+        if isinstance(x, torch.Tensor) and x.numel() and x.untyped_storage().data_ptr() == ptr:
+            return strides, j
+    return strides, -1
+
+
+def _layout_differs(got: Sequence[Layout], want: Sequence[Layout]) -> str | None:
+    """How a bitwise executor's output layouts differ from the reference's, or ``None``."""
+    for i, ((gs, ga), (ws, wa)) in enumerate(zip(got, want, strict=True)):
+        if (ga >= 0) != (wa >= 0):
+            what = "a view of its input" if wa >= 0 else "a new tensor"
+            return f"output {i}: the reference returns {what}, the executor does not"
+        if gs != ws:
+            return f"output {i}: strides {list(gs)}, expected {list(ws)} (size-1 dims left out)"
+    return None
 
 
 def _halves(cases: list[CoverageCase]) -> list[list[CoverageCase]]:
@@ -181,9 +225,9 @@ def _judge(state: _Pass, batch: _Batch, executor: str) -> None:
         return
     kit.checker._note(batch.case, executor)
     try:
-        actual = kit.checker.execute(batch.case, executor)[0]
+        actual, layouts = _execute(kit, batch.case, executor)
     except Exception as exc:
-        error = getattr(exc, "error", exc)
+        error = exc
         if len(batch.cases) > 1:
             for half in _halves(batch.cases):
                 _run(state, half, [executor])
@@ -207,6 +251,11 @@ def _judge(state: _Pass, batch: _Batch, executor: str) -> None:
         cmp = compare_outputs(
             got, want, bitwise=bitwise, tolerances=kit.checker.tolerances, operators=[c.op]
         )
+        if cmp.ok and bitwise:
+            at = out_at - k
+            differs = _layout_differs(layouts[at : at + k], batch.layouts[at : at + k])
+            if differs is not None:
+                cmp = Comparison(False, None, differs)
         if cmp.ok:
             _record(state, executor, c, "passed")
         else:
