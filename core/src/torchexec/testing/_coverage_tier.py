@@ -5,7 +5,7 @@ The cases of :mod:`torchexec.testing._coverage` are merged into batches (one pro
 slice of a batch's outputs (and of its inputs, after the call) is compared on its own, with the
 tolerances of its own operator. A batch the executor cannot prepare or run is split in halves
 until the cases that fail are alone; a batch holding operators the executor's ``supports()``
-does not claim is run without them. Every failure names the operator, the dtype and the input
+does not claim is run without them, and cases a skips file lists run alone. Every failure names the operator, the dtype and the input
 values, with a reproduction of that one call.
 """
 
@@ -212,8 +212,22 @@ def _run(state: _Pass, cases: list[CoverageCase], executors: list[str]) -> None:
         _judge(state, built, name)
 
 
+def _ids(executor: str, case: CoverageCase) -> list[str]:
+    base = f"{executor}::coverage"
+    return [base, f"{base}::{case.op}", f"{base}::{case.op}::{case.dtype}"]
+
+
 def _judge(state: _Pass, batch: _Batch, executor: str) -> None:
     kit = state.kit
+    if len(batch.cases) > 1:  # known failures run alone, so that they do not break a batch
+        listed = [c for c in batch.cases if kit.checker.skips.match(_ids(executor, c))]
+        if listed:
+            for c in listed:
+                _run(state, [c], [executor])
+            rest = [c for c in batch.cases if all(c is not x for x in listed)]
+            if rest:
+                _run(state, rest, [executor])
+            return
     unclaimed = _unclaimed(kit, batch, executor)
     if unclaimed:
         for i in sorted(unclaimed):
@@ -326,10 +340,7 @@ def _record(
         cell.reason = message
         return
     if status in ("mismatched", "raised"):
-        ids = [f"{executor}::coverage::{case.op}::{case.dtype}"]
-        entry = kit.checker.skips.match(
-            [f"{executor}::coverage", f"{executor}::coverage::{case.op}", *ids]
-        )
+        entry = kit.checker.skips.match(_ids(executor, case))
         if entry is not None:
             kit.checker.skips.mark_used(entry)
             section.xfails[(entry.prefix, entry.reason, entry.source)] += 1

@@ -28,7 +28,8 @@ class Profile:
     Attributes:
         max_examples: generated programs (the generated tier).
         torchbind_examples: programs with TorchBind calls.
-        opinfo_samples: samples per OpInfo.
+        opinfo_samples: float32 samples per OpInfo.
+        opinfo_dtype_samples: samples per OpInfo on each other dtype it supports on CPU.
         derandomize: the same examples every run (no database, no random seed).
         shrink_seconds: how long hypothesis may shrink a failing program before the kit's own
             minimiser (first failing call, alone) takes over.
@@ -40,6 +41,7 @@ class Profile:
     torchbind_examples: int
     opinfo_samples: int
     derandomize: bool
+    opinfo_dtype_samples: int = 0
     shrink_seconds: float = 30.0
     coverage_variants: int = 1
     require_coverage: bool = False
@@ -51,6 +53,7 @@ PROFILES: dict[str, Profile] = {
         torchbind_examples=8,
         opinfo_samples=1,
         derandomize=False,
+        opinfo_dtype_samples=0,
         shrink_seconds=10,
         coverage_variants=1,
     ),
@@ -59,12 +62,16 @@ PROFILES: dict[str, Profile] = {
         torchbind_examples=40,
         opinfo_samples=2,
         derandomize=True,
+        opinfo_dtype_samples=1,
         shrink_seconds=30,
         coverage_variants=4,
         require_coverage=True,
     ),
 }
 """``quick`` is the default; ``ci`` is derandomized and larger."""
+
+
+_EVERY_SAMPLE = 1_000_000
 
 
 @dataclass
@@ -76,6 +83,8 @@ class KitOptions:
     profile: str = "quick"
     max_examples: int | None = None
     opinfo_samples: int | None = None
+    opinfo_dtype_samples: int | None = None
+    opinfo_full: bool = False
     coverage_variants: int | None = None
     seed: int | None = None
     report: Path | None = None
@@ -132,6 +141,13 @@ class Kit:
             if options.opinfo_samples is None
             else options.opinfo_samples
         )
+        self.opinfo_dtype_samples = (
+            self.profile.opinfo_dtype_samples
+            if options.opinfo_dtype_samples is None
+            else options.opinfo_dtype_samples
+        )
+        if options.opinfo_full:  # every sample of every dtype
+            self.opinfo_samples = self.opinfo_dtype_samples = _EVERY_SAMPLE
         self.coverage_variants = (
             self.profile.coverage_variants
             if options.coverage_variants is None
