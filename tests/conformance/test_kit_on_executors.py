@@ -58,6 +58,16 @@ def test_generated_programs_agree(ci_run: KitRun, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", EXECUTORS)
+def test_coverage_pass_agrees(ci_run: KitRun, name: str) -> None:
+    """Every catalog operator on every dtype it declares, four variants, passed."""
+    assert ci_run.executor(name)["tiers"]["coverage"]["examples"] >= 2500
+    _assert_all_accounted(ci_run, name, "coverage")
+    totals = ci_run.executor(name)["coverage_totals"]
+    assert set(totals) == {"passed"}, totals
+    assert totals["passed"] == sum(map(len, ci_run.report["coverage_declared"].values())) >= 650
+
+
+@pytest.mark.parametrize("name", EXECUTORS)
 def test_torchbind_programs_agree(ci_run: KitRun, name: str) -> None:
     pytest.importorskip("torchexec_torchbind", reason="torchexec-torchbind is not installed")
     assert ci_run.executor(name)["tiers"]["torchbind"]["examples"] >= 30

@@ -59,7 +59,7 @@ class Variant:
 VARIANTS: tuple[Variant, ...] = (
     Variant("contiguous", ("contiguous",), False, (2, 3, 4, 1)),
     Variant("transposed", ("transposed", "strided", "contiguous"), False, (2, 3, 1, 5)),
-    Variant("expanded+specials", ("expanded", "contiguous"), True, (1, 2, 3)),
+    Variant("expanded+specials", ("expanded", "contiguous"), True, (2, 3, 4, 5)),
     Variant("small+empty", ("strided", "contiguous"), False, (0, 1, 2, 3)),  # first dim 0
 )
 """The variants, in order; a run with ``n`` coverage variants uses the first ``n``."""

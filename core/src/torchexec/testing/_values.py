@@ -128,7 +128,7 @@ def _base_values(spec: InputSpec) -> torch.Tensor:
         values = torch.randint(spec.low, spec.high, shape, generator=gen, dtype=spec.dtype)
         if spec.specials and values.numel() > 0:
             info = torch.iinfo(spec.dtype)
-            where = torch.rand(shape, generator=gen) < 0.2
+            where = torch.rand(shape, generator=gen) < 0.3
             which = torch.randint(0, 2, shape, generator=gen).to(torch.bool)
             extreme = torch.where(which, info.max, info.min).to(spec.dtype)
             values = torch.where(where, extreme, values)
