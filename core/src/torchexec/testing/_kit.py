@@ -163,6 +163,7 @@ class Kit:
         self.report.versions = {"torch": torch.__version__, "torchexec": torchexec.__version__}
         self.report.catalog = [op.name for op in CATALOG]
         self.tiers_run: set[str] = set()
+        self.pending_dtypes: list[tuple[str, str]] = []
         self.known_ids: set[str] = set()
         self._checker: Checker | None = None
         self._tolerances = tolerances
@@ -202,8 +203,16 @@ class Kit:
     # --- recording --------------------------------------------------------------------------
 
     def record(self, tier: str, outcomes: Mapping[str, Outcome]) -> None:
-        """Count one example's outcomes."""
+        """Count one example's outcomes (and the calls of the program last made into a case,
+        ``pending_dtypes``, in each executor's coverage per (operator, dtype))."""
+        dtypes, self.pending_dtypes = self.pending_dtypes, []
         for name, o in outcomes.items():
+            if o.status != "unsupported":
+                section = self.report.executor(name)
+                for op, dtype in dtypes:
+                    cell = section.cell(op, dtype)
+                    cell.exercised += 1
+                    cell.passed += o.status == "passed"
             self.report.executor(name).tier(tier).add(o.status)
             if o.skip is not None:
                 key = (o.skip.prefix, o.skip.reason, o.skip.source)

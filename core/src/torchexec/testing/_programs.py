@@ -63,6 +63,7 @@ def program_case(ir: ProgramIR, tier: str, kit: Kit) -> Case:
         )  # fmt: skip
 
     case.reproduction = repro
+    kit.pending_dtypes = ir.operator_dtypes
     return case
 
 
@@ -134,21 +135,6 @@ def _record_failure(kit: Kit, program: GeneratedProgram, case: Case, o: Outcome,
     )
 
 
-def _cover(kit: Kit, program: GeneratedProgram, outcomes: dict[str, Outcome]) -> None:
-    """Count the program's calls in each executor's coverage per (operator, dtype)."""
-    for name, o in outcomes.items():
-        if o.status == "unsupported":
-            continue
-        section = kit.report.executor(name)
-        for op, dtype in program.ir.operator_dtypes:
-            if not dtype:
-                continue
-            cell = section.cell(op, dtype)
-            cell.exercised += 1
-            if o.status == "passed":
-                cell.passed += 1
-
-
 def _strategy(tier: str, operators: list[Any] | None = None) -> st.SearchStrategy[GeneratedProgram]:
     if tier == "torchbind":
         return torchbind_programs()
@@ -193,7 +179,6 @@ def _run(
             kit.report.operators.update(program.operators)
             kit.report.graph_operators.update(program_operators(case.program))
             kit.record(tier, dict(outcomes))
-            _cover(kit, program, outcomes)
         if not failed:
             return
         if not state["failing"]:

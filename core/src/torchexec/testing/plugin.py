@@ -71,7 +71,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )  # fmt: skip
     group.addoption(
         "--opinfo-full", action="store_true", default=False, dest="torchexec_opinfo_full",
-        help="the OpInfo tier in full: every sample on every dtype (slow: hours)",
+        help="the OpInfo tier in full: every sample on every dtype (slow)",
     )  # fmt: skip
     group.addoption(
         "--coverage-variants", type=int, default=None, metavar="N",
