@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from hypothesis import strategies as st
 
-from torchexec.testing._ir import Call, ObjectSpec, ProgramIR, Ref, map_refs
+from torchexec.testing._ir import Call, ObjectSpec, ProgramIR, Ref, call_dtype, map_refs
 from torchexec.testing._values import ALL_DTYPES, FLOAT_DTYPES, InputSpec, Layout, make_input
 
 __all__ = ["Args", "Builder", "GenerationConfig", "OpSpec", "Rejected", "Rule"]
@@ -249,7 +249,7 @@ class Builder:
         allowed = [d for d in _DTYPE_ORDER if d in (dtypes or self.config.dtypes)]
         if not allowed:
             allowed = list(dtypes or FLOAT_DTYPES)
-        dtype = self.choice(allowed)
+        dtype = self.fresh_dtype(allowed)
         if constant is None:
             constant = (
                 self.config.constant_ratio > 0
@@ -263,11 +263,9 @@ class Builder:
                 if not (lay == "transposed" and len(shape) < 2)
                 and not (lay in ("strided", "expanded") and len(shape) < 1)
             ]
-        layout: Layout = self.choice(layouts)
+        layout = self.fresh_layout(layouts)
         seed = self.integer(0, 2**16)
-        specials = bool(
-            self.config.specials and dtype.is_floating_point and self.choice([0, 0, 0, 1])
-        )
+        specials = self.fresh_specials(dtype) and (low is None or high is None)
         spec = InputSpec(tuple(shape), dtype, layout, seed, specials=specials)
         if low is not None and high is not None:
             spec = InputSpec(tuple(shape), dtype, layout, seed, low, high, specials)
@@ -283,6 +281,24 @@ class Builder:
         self.examples[name] = value
         self.pool.append((ref, value))
         return ref
+
+    def fresh_dtype(self, allowed: Sequence[torch.dtype]) -> torch.dtype:
+        """The dtype of a fresh tensor, one of ``allowed`` (the coverage pass forces one)."""
+        dtype: torch.dtype = self.choice(allowed)
+        return dtype
+
+    def fresh_layout(self, layouts: Sequence[Layout]) -> Layout:
+        """The memory layout of a fresh input, one of ``layouts``."""
+        layout: Layout = self.choice(layouts)
+        return layout
+
+    def fresh_specials(self, dtype: torch.dtype) -> bool:
+        """Whether a fresh tensor of ``dtype`` holds special values (NaN, infinities...)."""
+        return bool(self.config.specials and dtype.is_floating_point and self.choice([0, 0, 0, 1]))
+
+    def permutation(self, n: int) -> list[int]:
+        """A permutation of ``range(n)``."""
+        return list(self.draw(st.permutations(list(range(n)))))
 
     def index(self, shape: Shape, high: int, *, constant: bool | None = None) -> Ref:
         """A fresh int64 tensor of ``shape`` with values in ``[0, high)``."""
@@ -322,6 +338,8 @@ class Builder:
         ):
             self.rejected[op.name] = self.rejected.get(op.name, 0) + 1
             return None
+        dtype = call_dtype(map_refs(call.args, self.example), call.kwargs, result)
+        call = replace(call, dtype=dtype)
         if isinstance(result, (tuple, list)):
             call = replace(call, n_outputs=len(outs))
         self.ir.calls.append(call)

@@ -25,7 +25,7 @@ from torchexec.testing._values import (
     tensor_literal,
 )
 
-__all__ = ["Call", "ObjectSpec", "ProgramIR", "Ref", "map_refs", "render_value"]
+__all__ = ["Call", "ObjectSpec", "ProgramIR", "Ref", "call_dtype", "map_refs", "render_value"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,7 @@ class Call:
         args, kwargs: the arguments.
         n_outputs: ``None`` for a single tensor, else the number of tensors returned.
         setup: Python lines a reproduction runs first (from the operator's ``OpSpec``).
+        dtype: the dtype the call exercises (see :func:`call_dtype`), ``""`` when unknown.
     """
 
     name: str
@@ -110,6 +111,7 @@ class Call:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     n_outputs: int | None = None
     setup: tuple[str, ...] = ()
+    dtype: str = ""
 
     def refs(self) -> list[Ref]:
         """The program values this call reads."""
@@ -137,6 +139,39 @@ class Call:
         if self.target is torch.ops.higher_order.call_torchbind:
             return "torch.ops.higher_order.call_torchbind"
         return "torch.ops." + str(self.target)
+
+
+def call_dtype(args: object, kwargs: Mapping[str, Any], result: object) -> str:
+    """The dtype a call exercises: that of its first tensor argument that is not a bool mask
+    (a bool tensor when all are), else its ``dtype`` keyword, else its first result's.
+
+    >>> x = torch.zeros(2, dtype=torch.int64)
+    >>> call_dtype((torch.zeros(2, dtype=torch.bool), x), {}, None)
+    'int64'
+    >>> call_dtype(([2],), {"dtype": torch.float16}, None)
+    'float16'
+    """
+    tensors: list[torch.Tensor] = []
+    _tensors(args, tensors)
+    for t in tensors:
+        if t.dtype != torch.bool:
+            return dtype_name(t.dtype)
+    if tensors:
+        return "bool"
+    given = kwargs.get("dtype")
+    if isinstance(given, torch.dtype):
+        return dtype_name(given)
+    out: list[torch.Tensor] = []
+    _tensors(result, out)
+    return dtype_name(out[0].dtype) if out else ""
+
+
+def _tensors(value: object, out: list[torch.Tensor]) -> None:
+    if isinstance(value, torch.Tensor):
+        out.append(value)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _tensors(v, out)
 
 
 def render_value(a: object) -> str:
@@ -180,6 +215,11 @@ class ProgramIR:
     def operators(self) -> list[str]:
         """Catalog names of the operators called, in call order (repeats included)."""
         return [c.op for c in self.calls]
+
+    @property
+    def operator_dtypes(self) -> list[tuple[str, str]]:
+        """``(operator, dtype)`` of every call, in call order (repeats included)."""
+        return [(c.op, c.dtype) for c in self.calls]
 
     @property
     def stateful(self) -> bool:

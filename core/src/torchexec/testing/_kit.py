@@ -28,17 +28,23 @@ class Profile:
     Attributes:
         max_examples: generated programs (the generated tier).
         torchbind_examples: programs with TorchBind calls.
-        opinfo_samples: samples per OpInfo.
+        opinfo_samples: float32 samples per OpInfo.
+        opinfo_dtype_samples: samples per OpInfo on each other dtype it supports on CPU.
         derandomize: the same examples every run (no database, no random seed).
         shrink_seconds: how long hypothesis may shrink a failing program before the kit's own
             minimiser (first failing call, alone) takes over.
+        coverage_variants: variants per (operator, dtype) in the coverage pass (0: no pass).
+        require_coverage: fail when an (operator, dtype) the executor claims was never run.
     """
 
     max_examples: int
     torchbind_examples: int
     opinfo_samples: int
     derandomize: bool
+    opinfo_dtype_samples: int = 0
     shrink_seconds: float = 30.0
+    coverage_variants: int = 1
+    require_coverage: bool = False
 
 
 PROFILES: dict[str, Profile] = {
@@ -47,17 +53,25 @@ PROFILES: dict[str, Profile] = {
         torchbind_examples=8,
         opinfo_samples=1,
         derandomize=False,
+        opinfo_dtype_samples=0,
         shrink_seconds=10,
+        coverage_variants=1,
     ),
     "ci": Profile(
         max_examples=300,
         torchbind_examples=40,
         opinfo_samples=2,
         derandomize=True,
+        opinfo_dtype_samples=1,
         shrink_seconds=30,
+        coverage_variants=4,
+        require_coverage=True,
     ),
 }
 """``quick`` is the default; ``ci`` is derandomized and larger."""
+
+
+_EVERY_SAMPLE = 1_000_000
 
 
 @dataclass
@@ -69,6 +83,9 @@ class KitOptions:
     profile: str = "quick"
     max_examples: int | None = None
     opinfo_samples: int | None = None
+    opinfo_dtype_samples: int | None = None
+    opinfo_full: bool = False
+    coverage_variants: int | None = None
     seed: int | None = None
     report: Path | None = None
     skips: list[Path] = field(default_factory=list)
@@ -134,6 +151,18 @@ class Kit:
             if options.opinfo_samples is None
             else options.opinfo_samples
         )
+        self.opinfo_dtype_samples = (
+            self.profile.opinfo_dtype_samples
+            if options.opinfo_dtype_samples is None
+            else options.opinfo_dtype_samples
+        )
+        if options.opinfo_full:  # every sample of every dtype
+            self.opinfo_samples = self.opinfo_dtype_samples = _EVERY_SAMPLE
+        self.coverage_variants = (
+            self.profile.coverage_variants
+            if options.coverage_variants is None
+            else options.coverage_variants
+        )
         self.seed = options.seed if options.seed is not None else random.randrange(2**32)
         tolerances = Tolerances.shipped()
         if options.tolerances is not None:
@@ -145,6 +174,7 @@ class Kit:
         self.report.versions = {"torch": torch.__version__, "torchexec": torchexec.__version__}
         self.report.catalog = [op.name for op in CATALOG]
         self.tiers_run: set[str] = set()
+        self.pending_dtypes: list[tuple[str, str]] = []
         self.known_ids: set[str] = set()
         self._checker: Checker | None = None
         self._tolerances = tolerances
@@ -184,8 +214,16 @@ class Kit:
     # --- recording --------------------------------------------------------------------------
 
     def record(self, tier: str, outcomes: Mapping[str, Outcome]) -> None:
-        """Count one example's outcomes."""
+        """Count one example's outcomes (and the calls of the program last made into a case,
+        ``pending_dtypes``, in each executor's coverage per (operator, dtype))."""
+        dtypes, self.pending_dtypes = self.pending_dtypes, []
         for name, o in outcomes.items():
+            if o.status != "unsupported":
+                section = self.report.executor(name)
+                for op, dtype in dtypes:
+                    cell = section.cell(op, dtype)
+                    cell.exercised += 1
+                    cell.passed += o.status == "passed"
             self.report.executor(name).tier(tier).add(o.status)
             if o.skip is not None:
                 key = (o.skip.prefix, o.skip.reason, o.skip.source)
@@ -237,6 +275,8 @@ class Kit:
             for op in [*self.report.catalog, *self.report.graph_operators, *self.report.operators]:
                 ids.add(f"{name}::generated::{op}")
                 ids.add(f"{name}::torchbind::{op}")
+            for op, dtypes in self.report.coverage_declared.items():
+                ids.update(f"{name}::coverage::{op}::{d}" for d in dtypes)
         for e in self.skips.entries:
             if not e.shipped and e.executor != "*" and e.executor not in names:
                 why = f"no executor named {e.executor!r} is installed"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import torch
+
 from torchexec.testing import opinfo
 from torchexec.testing._programs import ConformanceFailure
 from torchexec.testing._quiet import quiet
+from torchexec.testing._values import dtype_name
 from torchexec.testing.compare import compare_outputs
 from torchexec.testing.runner import Case
 
@@ -19,7 +22,8 @@ Results = list[list[object]]
 
 
 def run_opinfo(kit: Kit, name: str) -> None:
-    """Run up to ``kit.opinfo_samples`` samples of OpInfo ``name``.
+    """Run up to ``kit.opinfo_samples`` float32 samples of OpInfo ``name``, and up to
+    ``kit.opinfo_dtype_samples`` samples on each other dtype it supports on CPU.
 
     Counts (``report.opinfo``): ``samples`` drawn, ``traced`` by make_fx, ``exported`` by
     ``torchexec.normalize``, ``reference_failed``, ``nondeterministic`` (the reference disagrees
@@ -34,8 +38,10 @@ def run_opinfo(kit: Kit, name: str) -> None:
     counts = kit.report.opinfo
     messages: list[str] = []
     traced_any = False
+    plan = [(d, kit.opinfo_samples if d == torch.float32 else kit.opinfo_dtype_samples)
+            for d in opinfo.opinfo_dtypes(name)]  # fmt: skip
     with quiet():
-        for sample in opinfo.samples(name, kit.opinfo_samples):
+        for sample in (s for d, n in plan if n > 0 for s in opinfo.samples(name, n, d)):
             counts["samples"] += 1
             kit.known_ids.update(f"{e}::opinfo::{sample.case_id}" for e in kit.executors)
             traced_any = traced_any or sample.graph_module is not None
@@ -45,7 +51,7 @@ def run_opinfo(kit: Kit, name: str) -> None:
             counts["run"] += 1
             case, expected = runnable
             for executor in kit.executors:
-                message = _check_on(kit, name, case, expected, executor)
+                message = _check_on(kit, name, case, expected, executor, sample.dtype)
                 if message is not None:
                     messages.append(message)
     if traced_any:
@@ -76,7 +82,9 @@ def _runnable_case(kit: Kit, name: str, sample: opinfo.OpInfoSample) -> tuple[Ca
 
     def repro(executor: str, _cmp: object, index: int = sample.index) -> str:
         exact = kit.checker.bitwise(executor)
-        return opinfo.reproduction(name, index, executor, kit.reference, exact=exact)
+        return opinfo.reproduction(
+            name, index, executor, kit.reference, exact=exact, dtype=sample.dtype
+        )
 
     case.reproduction = repro
     expected = kit.reference_or_none(case)
@@ -96,7 +104,9 @@ def _agrees(a: Results, b: Results) -> bool:
     return all(compare_outputs(x, y).ok for x, y in zip(a, b, strict=True))
 
 
-def _check_on(kit: Kit, name: str, case: Case, expected: Results, executor: str) -> str | None:
+def _check_on(
+    kit: Kit, name: str, case: Case, expected: Results, executor: str, dtype: torch.dtype
+) -> str | None:
     """Judge ``case`` on ``executor`` and count the outcome; a failure is recorded and its
     message (with the reproduction) returned."""
     o = kit.checker.check(case, executor, expected)
@@ -110,6 +120,7 @@ def _check_on(kit: Kit, name: str, case: Case, expected: Results, executor: str)
         return None
     code = case.reproduction(executor, o.comparison) if case.reproduction else ""
     failure = o.failure(f"opinfo::{case.case_id}", "opinfo", name, case.operators, code)
+    failure.dtype = dtype_name(dtype)
     kit.add_failure(failure)
     return (
         f"{failure.id} {o.status}: {o.message}\n"

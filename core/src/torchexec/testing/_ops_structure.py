@@ -46,13 +46,7 @@ def _reshape(b: Builder) -> Args:
 
 def _permute(b: Builder) -> Args:
     x = b.pick(ALL, min_rank=1)
-    return (x, list(b.draw(_permutations(b.example(x).dim())))), {}
-
-
-def _permutations(n: int):  # type: ignore[no-untyped-def]
-    from hypothesis import strategies as st
-
-    return st.permutations(list(range(n)))
+    return (x, b.permutation(b.example(x).dim())), {}
 
 
 def _transpose(b: Builder) -> Args:

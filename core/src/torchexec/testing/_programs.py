@@ -63,6 +63,7 @@ def program_case(ir: ProgramIR, tier: str, kit: Kit) -> Case:
         )  # fmt: skip
 
     case.reproduction = repro
+    kit.pending_dtypes = ir.operator_dtypes
     return case
 
 

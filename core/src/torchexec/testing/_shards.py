@@ -16,6 +16,7 @@ import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from torchexec.testing._coverage_report import CoverageCell
 from torchexec.testing.report import (
     ExecutorReport,
     Failure,
@@ -32,6 +33,7 @@ __all__ = ["WORKEROUTPUT_KEY", "merge_report", "merge_shard", "report_from_json"
 WORKEROUTPUT_KEY = "torchexec_kit"
 """The key of a worker's state in xdist's ``workeroutput``."""
 
+_CELL_COUNTS = ("exercised", "passed", "failed", "xfailed", "skipped", "unsupported")
 _OPINFO_FIELDS = ("run", "agreed", "mismatched", "raised", "unsupported", "xfailed")
 
 
@@ -60,7 +62,7 @@ def report_from_json(data: dict[str, Any]) -> Report:
     """The :class:`Report` that :meth:`Report.to_json` wrote as ``data``."""
     known = {"reference", "profile", "seed", "examples", "operators", "graph_operators"}
     known |= {"opinfo", "opinfo_skipped", "executors", "unmatched_skips", "unused_skips"}
-    known |= {"warnings"}
+    known |= {"warnings", "coverage_declared"}
     report = Report(
         reference=data["reference"],
         profile=data["profile"],
@@ -75,6 +77,7 @@ def report_from_json(data: dict[str, Any]) -> Report:
         unmatched_skips=list(data["unmatched_skips"]),
         unused_skips=list(data["unused_skips"]),
         warnings=list(data["warnings"]),
+        coverage_declared={op: list(d) for op, d in data.get("coverage_declared", {}).items()},
     )
     for name, section in data["executors"].items():
         report.executors[name] = ExecutorReport(
@@ -89,6 +92,11 @@ def report_from_json(data: dict[str, Any]) -> Report:
             xfails=Counter(
                 {(x["id"], x["reason"], x["source"]): x["count"] for x in section["xfails"]}
             ),
+            coverage={
+                (op, dtype): CoverageCell(**{k: v for k, v in cell.items() if k != "status"})
+                for op, row in section.get("coverage", {}).items()
+                for dtype, cell in row.items()
+            },
         )
     return report
 
@@ -102,6 +110,7 @@ def merge_report(into: Report, part: Report) -> None:
     into.opinfo.update(part.opinfo)
     into.opinfo_skipped.update(part.opinfo_skipped)
     into.warnings += part.warnings
+    into.coverage_declared = into.coverage_declared or part.coverage_declared
     for name, src in part.executors.items():
         dst = into.executors.setdefault(name, src)
         if dst is src:
@@ -115,3 +124,8 @@ def merge_report(into: Report, part: Report) -> None:
         dst.contract.update(src.contract)
         dst.failures += src.failures
         dst.xfails.update(src.xfails)
+        for pair, cell in src.coverage.items():
+            merged = dst.cell(*pair)
+            for count in _CELL_COUNTS:
+                setattr(merged, count, getattr(merged, count) + getattr(cell, count))
+            merged.reason = cell.reason or merged.reason

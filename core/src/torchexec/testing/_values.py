@@ -61,7 +61,8 @@ class InputSpec:
         seed: seeds the values.
         low, high: for integer inputs, values are drawn from ``[low, high)`` (index inputs use
             the bounds of the dimension they index).
-        specials: sprinkle NaN, +-inf and signed zeros into floating-point values.
+        specials: sprinkle NaN, +-inf and signed zeros into floating-point values, and the
+            smallest and largest values into integer ones.
         literal: an exact value to use instead (minimised reproductions hold the values an
             intermediate result had); its strides are kept where the tensor is dense.
     """
@@ -124,7 +125,14 @@ def _base_values(spec: InputSpec) -> torch.Tensor:
     if spec.dtype == torch.bool:
         return torch.rand(shape, generator=gen) < 0.5
     if not spec.dtype.is_floating_point:
-        return torch.randint(spec.low, spec.high, shape, generator=gen, dtype=spec.dtype)
+        values = torch.randint(spec.low, spec.high, shape, generator=gen, dtype=spec.dtype)
+        if spec.specials and values.numel() > 0:
+            info = torch.iinfo(spec.dtype)
+            where = torch.rand(shape, generator=gen) < 0.3
+            which = torch.randint(0, 2, shape, generator=gen).to(torch.bool)
+            extreme = torch.where(which, info.max, info.min).to(spec.dtype)
+            values = torch.where(where, extreme, values)
+        return values
     values = torch.randn(shape, generator=gen, dtype=torch.float64) * 2.0
     if spec.specials and values.numel() > 0:
         where = torch.rand(shape, generator=gen) < 0.15

@@ -10,6 +10,9 @@ Options:
     --conformance-profile P      ``quick`` (default) or ``ci`` (derandomized, more examples)
     --max-examples N             generated programs (overrides the profile)
     --opinfo-samples N           samples per OpInfo (0 turns the OpInfo tier off)
+    --opinfo-dtype-samples N     samples per OpInfo on each dtype other than float32
+    --opinfo-full                every sample of every OpInfo on every dtype it supports
+    --coverage-variants N        coverage pass variants per (operator, dtype) (0 turns it off)
     --conformance-skips PATH     skips file (repeatable; see ``torchexec.testing.skips``)
     --conformance-report PATH    write the JSON report
     --conformance-tolerances P   JSON tolerances merged over the shipped ones
@@ -65,6 +68,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--opinfo-samples", type=int, default=None, metavar="N", dest="torchexec_opinfo_samples",
         help="samples per OpInfo in the OpInfo tier; 0 turns it off (default: 1 quick, 2 ci)",
+    )  # fmt: skip
+    group.addoption(
+        "--opinfo-dtype-samples", type=int, default=None, metavar="N",
+        dest="torchexec_opinfo_dtype_samples",
+        help="samples per OpInfo on each CPU dtype it supports other than float32 "
+        "(default: 0 quick, 1 ci)",
+    )  # fmt: skip
+    group.addoption(
+        "--opinfo-full", action="store_true", default=False, dest="torchexec_opinfo_full",
+        help="the OpInfo tier in full: every sample on every dtype (slow)",
+    )  # fmt: skip
+    group.addoption(
+        "--coverage-variants", type=int, default=None, metavar="N",
+        dest="torchexec_coverage_variants",
+        help="variants per (operator, dtype) in the coverage pass, 0 to 4; 0 turns it off "
+        "(default: 1 quick, 4 ci)",
     )  # fmt: skip
     group.addoption(
         "--conformance-skips", action="append", default=[], metavar="PATH",
@@ -151,6 +170,9 @@ def pytest_configure(config: pytest.Config) -> None:
                 profile=profile,
                 max_examples=config.getoption("torchexec_max_examples"),
                 opinfo_samples=config.getoption("torchexec_opinfo_samples"),
+                coverage_variants=config.getoption("torchexec_coverage_variants"),
+                opinfo_dtype_samples=config.getoption("torchexec_opinfo_dtype_samples"),
+                opinfo_full=config.getoption("torchexec_opinfo_full"),
                 seed=_seed(config),
                 report=Path(report) if report else None,
                 skips=[Path(p) for p in config.getoption("torchexec_skips")],

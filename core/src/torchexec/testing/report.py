@@ -14,8 +14,13 @@
          "tiers": {"generated": {"examples": 300, "passed": 300, "mismatched": 0, ...}, ...},
          "opinfo": {"run": 1150, "agreed": 1148, "agreement": 0.998, ...},
          "contract": {"metadata": "passed", ...},
-         "failures": [{"id": ..., "operator": ..., "max_abs_error": ..., "reproduction": ...}],
-         "xfails": [{"id": ..., "reason": ..., "count": 3}]}},
+         "failures": [{"id": ..., "operator": ..., "dtype": "int64", "inputs": [...],
+                       "max_abs_error": ..., "reproduction": ...}],
+         "xfails": [{"id": ..., "reason": ..., "count": 3}],
+         "coverage": {"aten.div.Tensor": {"int64": {"status": "passed", "exercised": 9,
+                                                    "passed": 9}, ...}, ...},
+         "coverage_totals": {"passed": 670, "not claimed": 6}}},
+     "coverage_declared": {"aten.div.Tensor": ["float32", ..., "int64"], ...},
      "unmatched_skips": [...],       # skips entries that match no id of the run (typos)
      "unused_skips": [...],          # entries that matched, but nothing they cover failed
      "warnings": [...]}
@@ -28,6 +33,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from torchexec.testing._coverage_report import CoverageCell, coverage_json, coverage_lines, totals
 
 __all__ = ["STATUSES", "ExecutorReport", "Failure", "OpInfoCounts", "Report", "TierCounts"]
 
@@ -92,6 +99,8 @@ class Failure:
     operators: list[str] = field(default_factory=list)
     seed: str = ""
     reproduction: str = ""
+    dtype: str = ""
+    inputs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -107,6 +116,11 @@ class ExecutorReport:
     contract: dict[str, str] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     xfails: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    coverage: dict[tuple[str, str], CoverageCell] = field(default_factory=dict)
+
+    def cell(self, operator: str, dtype: str) -> CoverageCell:
+        """The coverage of ``operator`` on ``dtype`` (created on first use)."""
+        return self.coverage.setdefault((operator, dtype), CoverageCell())
 
     def tier(self, name: str) -> TierCounts:
         """The counts of tier ``name`` (created on first use)."""
@@ -131,6 +145,7 @@ class Report:
     unmatched_skips: list[dict[str, str]] = field(default_factory=list)
     unused_skips: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    coverage_declared: dict[str, list[str]] = field(default_factory=dict)
 
     def executor(self, name: str) -> ExecutorReport:
         """The section of executor ``name`` (must have been added)."""
@@ -163,9 +178,12 @@ class Report:
                         {"id": i, "reason": r, "source": s, "count": n}
                         for (i, r, s), n in sorted(e.xfails.items())
                     ],
+                    "coverage": coverage_json(e.coverage, self.coverage_declared),
+                    "coverage_totals": dict(totals(e.coverage, self.coverage_declared)),
                 }
                 for name, e in self.executors.items()
             },
+            "coverage_declared": dict(self.coverage_declared),
             "unmatched_skips": list(self.unmatched_skips),
             "unused_skips": list(self.unused_skips),
             "warnings": list(self.warnings),
@@ -208,6 +226,8 @@ class Report:
                 status = "all passed" if not bad else f"{len(bad)} failed"
                 lines.append(f"contract {name}: {len(e.contract)} checks, {status}")
                 lines += [f"  {k}: {v}" for k, v in bad.items()]
+        for name, e in self.executors.items():
+            lines += coverage_lines(name, e.coverage, self.coverage_declared)
         if self.catalog and self.examples:
             covered = sum(1 for op in self.catalog if self.operators.get(op, 0) > 0)
             programs = ", ".join(f"{k} {v}" for k, v in self.examples.items())
@@ -228,9 +248,11 @@ class Report:
                 err = ""
                 if f.max_abs_error is not None:
                     err = f", max abs error {f.max_abs_error:.3g}, max rel error {f.max_rel_error:.3g}"
+                on = f" on {f.dtype}" if f.dtype else ""
                 lines.append(
-                    f"FAILED {f.id} [{f.status}] operator {f.operator or '?'}{err}: {f.message}"
+                    f"FAILED {f.id} [{f.status}] operator {f.operator or '?'}{on}{err}: {f.message}"
                 )
+                lines += [f"  input {x}" for x in f.inputs]
                 if f.seed:
                     lines.append(f"  seed: {f.seed}")
                 if f.reproduction:

@@ -1,8 +1,8 @@
 """The conformance kit's tests: ``pytest --pyargs torchexec.testing --executor NAME``.
 
 Collected only with ``--executor`` (the ``torchexec_kit`` fixture and the options come from
-``torchexec.testing.plugin``). Order: contract checks, generated programs, programs with
-TorchBind calls, the OpInfo tier, programs with higher-order operators, then (with
+``torchexec.testing.plugin``). Order: contract checks, the coverage pass, generated programs,
+programs with TorchBind calls, the OpInfo tier, programs with higher-order operators, then (with
 ``--distributed N``) programs with collectives.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from torchexec.testing._coverage_tier import run_coverage
 from torchexec.testing._kit import Kit
 from torchexec.testing._opinfo_tier import run_opinfo
 from torchexec.testing._programs import run_program_tier
@@ -39,6 +40,14 @@ def test_contract(torchexec_kit: Kit, executor: str, check: str) -> None:
     reason = torchexec_kit.run_contract(executor, check)
     if reason is not None:
         pytest.xfail(reason)
+
+
+def test_coverage_pass(torchexec_kit: Kit) -> None:
+    """Every catalog operator on every dtype it declares, in batches, agrees on every executor."""
+    __tracebackhide__ = True  # pytest shows the failure, not the kit
+    if torchexec_kit.coverage_variants <= 0:
+        pytest.skip("coverage pass turned off (--coverage-variants 0)")
+    run_coverage(torchexec_kit)
 
 
 def test_generated_programs(torchexec_kit: Kit) -> None:
