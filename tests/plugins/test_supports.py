@@ -42,8 +42,8 @@ def _graph() -> tuple[torch.fx.Graph, dict[str, bool]]:
         method.name: True,  # a TorchBind method call
         reduced.name: True,  # a functional collective
         profiled.name: False,  # a namespace outside the default allow-list
-        cond.name: False,  # a higher-order operator the loader does not run
-        branch.name: False,  # getitem of an unclaimed node
+        cond.name: True,  # a higher-order operator both loaders run (issue #19)
+        branch.name: True,  # getitem of a claimed node
         matmul.name: False,  # a Python function that is not SymInt arithmetic
     }
     return g, claims
