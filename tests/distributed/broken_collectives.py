@@ -34,12 +34,21 @@ class _Interpreter(torch.fx.Interpreter):
         return out
 
 
+class _SkipsReduce(torch.fx.Interpreter):
+    def call_function(self, target: Any, args: Any, kwargs: Any) -> Any:
+        if target is _F.all_reduce.default and dist.get_rank() == 1:
+            return args[0].clone()
+        return super().call_function(target, args, kwargs)
+
+
 class WrongGather:
     """aten, with the chunks of every all-gather rotated by one rank."""
 
     name = "wrong_gather"
     description = "deliberately broken executor (all_gather_into_tensor chunks rotated)"
     capabilities = torchexec.Capabilities()
+    interpreter: type[torch.fx.Interpreter] = _Interpreter
+    """The ``torch.fx.Interpreter`` subclass that carries the breakage."""
 
     def validate_options(self, options: Mapping[str, object] | None) -> dict[str, object]:
         """Accepts no options."""
@@ -51,7 +60,7 @@ class WrongGather:
         """Interpret the program's graph with the wrong gather."""
         ep = program.exported_program()
         state = lifted_state(ep)
-        interpreter = _Interpreter(ep.graph_module)
+        interpreter = self.interpreter(ep.graph_module)
 
         def run(*args: Any) -> Sequence[Any]:
             out: Sequence[Any] = interpreter.run(*state, *args)
@@ -66,26 +75,7 @@ class SkipsReduce(WrongGather):
     name = "skips_reduce"
     description = "deliberately broken executor (rank 1 skips every all_reduce)"
 
-    def prepare(
-        self, program: torchexec.Program, options: Mapping[str, object]
-    ) -> Callable[..., Sequence[Any]]:
-        """Interpret the program's graph, rank 1 returning all-reduce inputs unreduced."""
-        ep = program.exported_program()
-        state = lifted_state(ep)
-        interpreter = _SkipsReduce(ep.graph_module)
-
-        def run(*args: Any) -> Sequence[Any]:
-            out: Sequence[Any] = interpreter.run(*state, *args)
-            return out
-
-        return run
-
-
-class _SkipsReduce(torch.fx.Interpreter):
-    def call_function(self, target: Any, args: Any, kwargs: Any) -> Any:
-        if target is _F.all_reduce.default and dist.get_rank() == 1:
-            return args[0].clone()
-        return super().call_function(target, args, kwargs)
+    interpreter = _SkipsReduce
 
 
 _REGISTRATIONS = [torchexec.register_executor(e) for e in (WrongGather(), SkipsReduce())]

@@ -288,17 +288,7 @@ class ProxyRunner:
         live (do not keep it). The last item is ``("<outputs>", outputs)``.
         """
         s = self._start(args)
-        for node, (code, fn, a, b, out, free) in zip(self.plan.nodes, self._steps, strict=True):
-            if code is UNARY:
-                s[out] = fn(s[a])
-            elif code is BINARY:
-                s[out] = fn(s[a], s[b])
-            elif code is WITH_CONST:
-                s[out] = fn(s[a], b)
-            elif code is WITH_CONSTS:
-                s[out] = fn(s[a], *b)
-            else:
-                fn(s)
-            s[free] = None
+        for node, step in zip(self.plan.nodes, self._steps, strict=True):
+            run_steps((step,), s)
             yield node.name, s[: self.plan.num_slots]
         yield "<outputs>", self._finish(s, args)
